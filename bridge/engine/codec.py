@@ -1,0 +1,294 @@
+"""The VampNet audio codec: 44.1 kHz mono audio <-> a grid of 14 x T tokens (57.42 frames/s).
+
+Structure and state-dict names follow the released `codec.pth` (docs/ARCHITECTURE.md, "Codec"):
+an encoder of strided convolution blocks, a residual vector quantizer with L2-normalised
+codebook search, and a HiFi-GAN style decoder of transposed convolutions and multi-receptive-field
+residual blocks. Long audio is encoded and decoded in chunks with enough context on each side that
+the result equals whole-file processing, so memory stays bounded for any length.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import Snake1d, WNConv1d, WNConvTranspose1d
+
+
+@dataclass
+class CodecConfig:
+    sample_rate: int = 44100
+    encoder_dim: int = 64
+    encoder_rates: list = field(default_factory=lambda: [2, 6, 8, 8])
+    decoder_dim: int = 1536
+    decoder_rates: list = field(default_factory=lambda: [6, 4, 4, 2, 2, 2])
+    n_codebooks: int = 14
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.decoder_rates)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder_dim * 2 ** len(self.encoder_rates)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoder
+
+
+class EncoderLayer(nn.Module):
+    """Residual unit: x + Conv1x1(Snake(Conv7_dilated(Snake(x))))."""
+
+    def __init__(self, dim: int, dilation: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            Snake1d(dim),
+            WNConv1d(dim, dim, kernel_size=7, dilation=dilation, padding=3 * dilation),
+            Snake1d(dim),
+            WNConv1d(dim, dim, kernel_size=1),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
+class EncoderBlock(nn.Module):
+    """Three residual units, then a strided convolution that doubles the channels."""
+
+    def __init__(self, dim: int, stride: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            EncoderLayer(dim // 2, 1),
+            EncoderLayer(dim // 2, 3),
+            EncoderLayer(dim // 2, 9),
+            Snake1d(dim // 2),
+            WNConv1d(dim // 2, dim, kernel_size=2 * stride, stride=stride, padding=stride // 2),
+        )
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, dim: int, rates: list):
+        super().__init__()
+        layers = [WNConv1d(1, dim, kernel_size=7, padding=3)]
+        for stride in rates:
+            dim *= 2
+            layers.append(EncoderBlock(dim, stride))
+        layers += [Snake1d(dim), WNConv1d(dim, dim, kernel_size=3, padding=1)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x):  # (B, 1, N) -> (B, latent_dim, N / hop)
+        return self.block(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Residual vector quantizer
+
+
+class VectorQuantize(nn.Module):
+    def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.in_proj = WNConv1d(input_dim, codebook_dim, kernel_size=1)
+        self.out_proj = WNConv1d(codebook_dim, input_dim, kernel_size=1)
+        self.codebook = nn.Embedding(codebook_size, codebook_dim)
+
+    def nearest_codes(self, latents):  # (B, codebook_dim, T) -> (B, T)
+        """Index of the codebook row with the highest cosine similarity to each latent vector."""
+        z = F.normalize(latents.transpose(1, 2), dim=-1)  # (B, T, D)
+        codebook = F.normalize(self.codebook.weight, dim=-1)  # (K, D)
+        return (z @ codebook.t()).argmax(dim=-1)
+
+    def encode(self, residual):  # (B, latent, T) -> codes (B, T), quantized (B, latent, T)
+        codes = self.nearest_codes(self.in_proj(residual))
+        quantized = self.out_proj(self.codebook(codes).transpose(1, 2))  # raw (un-normalised) rows
+        return codes, quantized
+
+
+class ResidualVectorQuantize(nn.Module):
+    def __init__(self, input_dim: int, n_codebooks: int, codebook_size: int, codebook_dim: int):
+        super().__init__()
+        self.quantizers = nn.ModuleList(
+            [VectorQuantize(input_dim, codebook_size, codebook_dim) for _ in range(n_codebooks)]
+        )
+
+    def encode(self, z):  # (B, latent, T) -> (B, n_codebooks, T)
+        residual = z
+        codes = []
+        for quantizer in self.quantizers:
+            level_codes, quantized = quantizer.encode(residual)
+            residual = residual - quantized
+            codes.append(level_codes)
+        return torch.stack(codes, dim=1)
+
+    def latent_tables(self):  # -> (n_codebooks, codebook_size, latent)
+        """out_proj(codebook row) for every row of every level: decoding becomes table look-ups."""
+        tables = []
+        for q in self.quantizers:
+            rows = q.codebook.weight  # (K, D)
+            tables.append(F.linear(rows, q.out_proj.weight[:, :, 0], q.out_proj.bias))
+        return torch.stack(tables)
+
+    def requantize(self, rows):  # (B, n_codebooks * D, T) codebook rows -> (B, n_codebooks, T)
+        """The reference decodes by re-quantising looked-up rows; that gives back the same codes."""
+        d = self.quantizers[0].codebook.embedding_dim
+        return torch.stack(
+            [q.nearest_codes(rows[:, i * d:(i + 1) * d]) for i, q in enumerate(self.quantizers)], dim=1
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder
+
+
+class ResidualLayer(nn.Module):
+    """x + Conv(k, dil 1)(Snake(Conv(k, dil d)(Snake(x)))), lengths kept ("same" padding)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int):
+        super().__init__()
+        self.layer = nn.Sequential(
+            Snake1d(channels),
+            WNConv1d(channels, channels, kernel_size, dilation=dilation,
+                     padding=(kernel_size - 1) * dilation // 2),
+            Snake1d(channels),
+            WNConv1d(channels, channels, kernel_size, padding=(kernel_size - 1) // 2),
+        )
+
+    def forward(self, x):
+        return x + self.layer(x)
+
+
+class ResidualStack(nn.Module):
+    def __init__(self, channels: int, kernel_size: int, dilations=(1, 3, 5)):
+        super().__init__()
+        self.block = nn.Sequential(*[ResidualLayer(channels, kernel_size, d) for d in dilations])
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class MRFBlock(nn.Module):
+    """Multi-receptive-field block: the mean of residual stacks with kernels 3, 7 and 11."""
+
+    def __init__(self, channels: int, kernel_sizes=(3, 7, 11)):
+        super().__init__()
+        self.mrf_blocks = nn.ModuleList([ResidualStack(channels, k) for k in kernel_sizes])
+
+    def forward(self, x):
+        total = self.mrf_blocks[0](x)
+        for stack in self.mrf_blocks[1:]:
+            total = total + stack(x)
+        return total / len(self.mrf_blocks)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, stride: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            Snake1d(in_dim),
+            WNConvTranspose1d(in_dim, out_dim, kernel_size=2 * stride, stride=stride,
+                              padding=stride // 2),
+            MRFBlock(out_dim),
+        )
+
+    def forward(self, x):
+        return self.block(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent_dim: int, dim: int, rates: list):
+        super().__init__()
+        layers = [WNConv1d(latent_dim, dim, kernel_size=7, padding=3)]
+        for i, stride in enumerate(rates):
+            layers.append(DecoderBlock(dim // 2**i, dim // 2 ** (i + 1), stride))
+        layers += [Snake1d(dim // 2 ** len(rates)), WNConv1d(dim // 2 ** len(rates), 1, 7, padding=3),
+                   nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, z):  # (B, latent, T) -> (B, 1, T * hop)
+        return self.model(z)
+
+
+# ---------------------------------------------------------------------------------------------
+# The codec
+
+
+class Codec(nn.Module):
+    """Encode mono audio at `sample_rate` to codes (B, n_codebooks, T) and decode them back.
+
+    `encode` and `decode` work in chunks of `chunk_frames` token frames with `*_context_frames`
+    of extra context on each side, chosen larger than the receptive fields (about 8 frames for
+    the encoder, 20 for the decoder), so chunked output equals whole-input output up to float
+    rounding while memory stays proportional to the chunk, not to the input.
+    """
+
+    encode_context_frames = 12
+    decode_context_frames = 24
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.hop_length = config.hop_length
+        self.n_codebooks = config.n_codebooks
+        self.codebook_size = config.codebook_size
+        self.encoder = Encoder(config.encoder_dim, config.encoder_rates)
+        self.quantizer = ResidualVectorQuantize(
+            config.latent_dim, config.n_codebooks, config.codebook_size, config.codebook_dim
+        )
+        self.decoder = Decoder(config.latent_dim, config.decoder_dim, config.decoder_rates)
+        self.chunk_frames = 287  # about 5 s; raised on GPUs by the Interface
+        self._latent_tables = None
+
+    def prepare(self):
+        """Precompute what inference reuses; call after loading weights."""
+        self._latent_tables = self.quantizer.latent_tables()  # (n_codebooks, K, latent)
+        return self
+
+    def n_frames(self, n_samples: int) -> int:
+        return math.ceil(n_samples / self.hop_length)
+
+    @torch.inference_mode()
+    def encode(self, audio):  # (B, 1, N) -> (B, n_codebooks, ceil(N / hop))
+        n_frames = self.n_frames(audio.shape[-1])
+        audio = F.pad(audio, (0, n_frames * self.hop_length - audio.shape[-1]))
+        codes = []
+        for first, last in _chunks(n_frames, self.chunk_frames):
+            lo = max(0, first - self.encode_context_frames)
+            hi = min(n_frames, last + self.encode_context_frames)
+            latents = self.encoder(audio[..., lo * self.hop_length:hi * self.hop_length])
+            codes.append(self.quantizer.encode(latents[..., first - lo:last - lo]))
+        return torch.cat(codes, dim=-1)
+
+    def latents_from_codes(self, codes):  # (B, n_codebooks, T) -> (B, latent, T)
+        tables = self._latent_tables if self._latent_tables is not None else self.quantizer.latent_tables()
+        n = codes.shape[1]
+        latents = tables[0][codes[:, 0]]
+        for i in range(1, n):
+            latents = latents + tables[i][codes[:, i]]  # (B, T, latent)
+        return latents.transpose(1, 2)
+
+    @torch.inference_mode()
+    def decode(self, codes, length: int | None = None):  # (B, n_codebooks, T) -> (B, 1, T * hop)
+        """Decode codes in 0..codebook_size-1 to audio, trimmed to `length` samples if given."""
+        n_frames = codes.shape[-1]
+        latents = self.latents_from_codes(codes)
+        audio = []
+        for first, last in _chunks(n_frames, self.chunk_frames):
+            lo = max(0, first - self.decode_context_frames)
+            hi = min(n_frames, last + self.decode_context_frames)
+            chunk = self.decoder(latents[..., lo:hi])
+            audio.append(chunk[..., (first - lo) * self.hop_length:(last - lo) * self.hop_length])
+        audio = torch.cat(audio, dim=-1)
+        return audio if length is None else audio[..., :length]
+
+
+def _chunks(n: int, size: int):
+    """[first, last) ranges of at most `size` covering 0..n."""
+    return [(start, min(n, start + size)) for start in range(0, n, size)]

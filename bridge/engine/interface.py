@@ -1,0 +1,355 @@
+"""`Interface`: the engine's public API, mirroring the reference `vampnet.interface.Interface`.
+
+Code written for VampNet runs by changing its import:
+
+    from bridge.engine import Interface
+    interface = Interface(coarse_ckpt="models/coarse.pth", coarse2fine_ckpt="models/c2f.pth",
+                          codec_ckpt="models/codec.pth", device="cuda")
+    z = interface.encode(signal)                       # audiotools AudioSignal -> (1, 14, T)
+    mask = interface.build_mask(z, signal, periodic_prompt=7, upper_codebook_mask=3)
+    zv = interface.vamp(z, mask, batch_size=4, temperature=1.0, typical_filtering=True, seed=1)
+    out = interface.decode(zv)                          # -> AudioSignal at 44.1 kHz
+
+Besides the reference's methods, `preprocess_audio`, `encode_audio` and `decode_codes` work on
+plain arrays; the rendering pipeline uses them so that audiotools stays off the hot path.
+"""
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from .. import dsp
+from .checkpoint import check_compatible, load_codec, load_transformer
+from .prompts import MaskRecipe
+from .sampler import SamplingOptions, generate
+
+LOUDNESS_TARGET_LUFS = -24.0
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then CPU; `requested` (or $VAMPBRIDGE_DEVICE) overrides."""
+    requested = requested or os.environ.get("VAMPBRIDGE_DEVICE") or None
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {requested!r} was asked for but CUDA is not available here; use 'cpu'")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {requested!r} was asked for but Apple MPS is not available here; use 'cpu'")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def derive_seed(seed: int, stage: str, chunk: int) -> int:
+    """A 63-bit seed for one (variation, stage, chunk): chunks are independent of how they are batched."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}/{stage}/{chunk}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+class Interface:
+    def __init__(self, coarse_ckpt=None, coarse2fine_ckpt=None, codec_ckpt=None, device=None,
+                 coarse_lora_ckpt=None, coarse2fine_lora_ckpt=None, wavebeat_ckpt=None,
+                 coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3):
+        if codec_ckpt is None:
+            raise ValueError("must provide a codec checkpoint (codec_ckpt=.../codec.pth)")
+        if coarse_ckpt is None:
+            raise ValueError("must provide a coarse checkpoint (coarse_ckpt=.../coarse.pth)")
+        self.device = pick_device(device)
+        self.codec = load_codec(codec_ckpt)
+        self.coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
+        self.c2f = load_transformer(coarse2fine_ckpt, coarse2fine_lora_ckpt) if coarse2fine_ckpt else None
+        check_compatible(self.codec, self.coarse, self.c2f)
+        self.coarse.chunk_size_s = coarse_chunk_size_s
+        if self.c2f is not None:
+            self.c2f.chunk_size_s = coarse2fine_chunk_size_s
+        # The wavebeat tracker is not part of this engine: beat-driven prompts use our own detector.
+        self.beat_tracker = None
+        self.to(self.device)
+
+    # --- devices and units --------------------------------------------------------------------
+
+    def to(self, device):
+        self.device = torch.device(device)
+        self.codec.to(self.device).prepare()
+        if self.device.type == "cuda":
+            self.codec.chunk_frames = 1723  # 30 s: GPUs have the memory, fewer chunks are faster
+        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
+        for model in (self.coarse, self.c2f):
+            if model is not None:
+                model.to(self.device).prepare(codebooks)
+        return self
+
+    def s2t(self, seconds):
+        """Seconds to token frames: ceil(seconds * sample_rate / hop)."""
+        if isinstance(seconds, np.ndarray):
+            return np.ceil(seconds * self.codec.sample_rate / self.codec.hop_length)
+        return math.ceil(seconds * self.codec.sample_rate / self.codec.hop_length)
+
+    def t2s(self, tokens):
+        """Token frames to seconds."""
+        return tokens * self.codec.hop_length / self.codec.sample_rate
+
+    def s2t2s(self, seconds):
+        return self.t2s(self.s2t(seconds))
+
+    def _autocast(self):
+        """bf16 on CUDA; full precision elsewhere (CPU bf16 changes results for little gain)."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    # --- audio in and out ---------------------------------------------------------------------
+
+    def preprocess_audio(self, audio, sample_rate: int) -> np.ndarray:
+        """(channels, n) float at any rate -> (1, n') at 44.1 kHz, mono, -24 LUFS, peak <= 1."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        dsp.check_finite(audio, "input audio")
+        audio = dsp.to_mono(dsp.resample(audio, sample_rate, self.codec.sample_rate))
+        audio = dsp.normalize_loudness(audio, self.codec.sample_rate, LOUDNESS_TARGET_LUFS)
+        return dsp.peak_limit(audio, 1.0).astype(np.float32)
+
+    def encode_audio(self, audio) -> torch.Tensor:
+        """Preprocessed mono audio (1, n) or (B, 1, n) at 44.1 kHz -> codes (B, n_codebooks, T)."""
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
+        x = x.reshape(-1, 1, x.shape[-1])
+        return self.codec.encode(x)
+
+    def decode_codes(self, codes, length: int | None = None) -> torch.Tensor:
+        """Codes (B, C, T) -> audio (B, 1, n) at 44.1 kHz. Frames where every codebook is MASK are
+        silent; other MASK cells decode as code 0, like the reference."""
+        codes = codes.to(self.device)
+        all_masked = (codes == self.codec.codebook_size).all(dim=1)  # (B, T)
+        audio = self.codec.decode(codes.masked_fill(codes == self.codec.codebook_size, 0))
+        if all_masked.any():
+            silence = all_masked.repeat_interleave(self.codec.hop_length, dim=-1)[:, None, :]
+            audio = audio.masked_fill(silence, 0.0)
+        return audio if length is None else audio[..., :length]
+
+    def _signal_class(self):
+        try:
+            from audiotools import AudioSignal
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            raise ImportError(
+                "the AudioSignal API needs descript-audiotools: pip install 'vampbridge[audiotools]' "
+                "(or use encode_audio / decode_codes with numpy arrays)"
+            ) from e
+        return AudioSignal
+
+    def _preprocess(self, signal):
+        """The reference's preprocessing of an AudioSignal: resample, mono, -24 LUFS, peak <= 1.
+
+        Resampling and mixing use audiotools itself, as the reference does; the loudness gain is
+        measured with our BS.1770 meter (same standard) instead of audiotools' IIR path, which
+        falls back to a per-sample Python loop when torchaudio's extension is unavailable.
+        """
+        signal = signal.clone().resample(self.codec.sample_rate).to_mono()
+        data = signal.audio_data.detach().cpu().numpy()  # (B, 1, n)
+        for b in range(data.shape[0]):
+            data[b] = dsp.normalize_loudness(data[b], signal.sample_rate, LOUDNESS_TARGET_LUFS)
+        signal.audio_data = torch.from_numpy(data)
+        return signal.ensure_max_of_audio(1.0)
+
+    preprocess = _preprocess
+
+    @torch.inference_mode()
+    def encode(self, signal) -> torch.Tensor:
+        """AudioSignal -> codes (B, n_codebooks, T) on this interface's device."""
+        signal = self._preprocess(signal)
+        return self.encode_audio(signal.audio_data.numpy())
+
+    @torch.inference_mode()
+    def decode(self, z):
+        """Codes (B, C, T) -> AudioSignal at 44.1 kHz."""
+        AudioSignal = self._signal_class()
+        return AudioSignal(self.decode_codes(z).float().cpu(), self.codec.sample_rate)
+
+    to_signal = decode
+
+    # --- masks ----------------------------------------------------------------------------------
+
+    def build_mask(self, z, sig=None, rand_mask_intensity: float = 1.0, prefix_s: float = 0.0,
+                   suffix_s: float = 0.0, periodic_prompt: int = 7, periodic_prompt_width: int = 1,
+                   onset_mask_width: int = 0, _dropout: float = 0.0, upper_codebook_mask: int = 3,
+                   ncc: int = 0, seed: int | None = None, generator=None):
+        """The reference's mask builder (same keyword names); `seed` or `generator` makes it repeatable."""
+        recipe = MaskRecipe(rand_mask_intensity=rand_mask_intensity, prefix_s=prefix_s, suffix_s=suffix_s,
+                            periodic_prompt=int(periodic_prompt), periodic_prompt_width=int(periodic_prompt_width),
+                            onset_mask_width=int(onset_mask_width), dropout=_dropout,
+                            upper_codebook_mask=int(upper_codebook_mask), keep_lowest=int(ncc))
+        audio = None
+        if recipe.uses_audio:
+            if sig is None:
+                raise ValueError("onset_mask_width > 0 needs the signal: build_mask(z, sig, ...)")
+            audio = self._preprocess(sig).audio_data[0, 0].numpy()
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+        return self.build_mask_from_recipe(recipe, z.shape, generator, audio)
+
+    def build_mask_from_recipe(self, recipe, shape, generator=None, audio=None) -> torch.Tensor:
+        recipe = MaskRecipe.from_json(recipe)
+        mask = recipe.build(tuple(shape), generator, audio, self.codec.sample_rate, self.codec.hop_length)
+        return mask.to(self.device)
+
+    # --- generation -----------------------------------------------------------------------------
+
+    def _generators(self, seeds, stage: str, n_chunks: int):
+        """Row generators in item-major order: one per (variation seed, chunk)."""
+        gens = []
+        for seed in seeds:
+            for chunk in range(n_chunks):
+                g = torch.Generator(device=self.device)
+                g.manual_seed(derive_seed(seed, stage, chunk))
+                gens.append(g)
+        return gens
+
+    def _seeds(self, batch_size: int, seed, seeds):
+        if seeds is not None:
+            if len(seeds) != batch_size:
+                raise ValueError(f"got {len(seeds)} seeds for a batch of {batch_size}")
+            return [int(s) for s in seeds]
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), "little")
+        return [int(seed) + k for k in range(batch_size)]
+
+    def _run_chunks(self, model, z, mask, chunk_len: int, stage: str, seeds, options, pad: bool,
+                    on_step=None, trace=None, max_rows: int | None = None):
+        """Generate chunk by chunk along time, all chunks of all items of one length as one batch."""
+        B, C, T = z.shape
+        if pad and T % chunk_len:
+            extra = chunk_len - T % chunk_len
+            z = torch.nn.functional.pad(z, (0, extra))
+            mask = torch.nn.functional.pad(mask, (0, extra), value=1)
+        n_chunks = math.ceil(z.shape[-1] / chunk_len)
+        out = z.clone()
+        generators = self._generators(seeds, stage, n_chunks)
+        # group the chunk indices by length: the full ones together, a short last one apart
+        groups = {}
+        for i in range(n_chunks):
+            length = min(chunk_len, z.shape[-1] - i * chunk_len)
+            groups.setdefault(length, []).append(i)
+        max_rows = max_rows or (64 if self.device.type == "cuda" else 8)
+        total_rows = B * n_chunks
+        done_rows = 0
+        for length, chunk_ids in groups.items():
+            rows = [(b, i) for b in range(B) for i in chunk_ids]
+            for start in range(0, len(rows), max_rows):
+                part = rows[start:start + max_rows]
+                zc = torch.stack([z[b, :, i * chunk_len:i * chunk_len + length] for b, i in part])
+                mc = torch.stack([mask[b, :, i * chunk_len:i * chunk_len + length] for b, i in part])
+                gens = [generators[b * n_chunks + i] for b, i in part]
+
+                def step_done(step, n_steps, _done=done_rows, _n=len(part)):
+                    if on_step is not None:
+                        on_step(stage, (_done + _n * (step + 1) / n_steps) / total_rows)
+
+                with self._autocast():
+                    result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
+                for (b, i), row in zip(part, result):
+                    out[b, :, i * chunk_len:i * chunk_len + length] = row
+                done_rows += len(part)
+        return out[..., :T]
+
+    def _options(self, options=None, **kwargs) -> SamplingOptions:
+        if options is not None:
+            return options
+        kwargs.pop("_sampling_steps", None)
+        return SamplingOptions.from_dict(kwargs)
+
+    @torch.inference_mode()
+    def coarse_vamp(self, z, mask, return_mask=False, gen_fn=None, seed=None, seeds=None,
+                    options: SamplingOptions | None = None, on_step=None, trace=None, **kwargs):
+        """Regenerate the masked coarse cells in chunks of `coarse.chunk_size_s`; fine codes pass through.
+
+        A chunk whose mask keeps anything also keeps its first and last frame (avoids seams).
+        `gen_fn` is accepted for compatibility and must be None or `interface.coarse.generate`.
+        """
+        if gen_fn is not None and getattr(gen_fn, "__self__", None) is not self.coarse:
+            raise ValueError("gen_fn must be None or interface.coarse.generate")
+        options = self._options(options, **kwargs)
+        n = self.coarse.n_codebooks
+        z, mask = z.to(self.device), mask.to(self.device)
+        cz, cmask = z[:, :n].clone(), mask[:, :n].clone().long()
+        seeds = self._seeds(z.shape[0], seed, seeds)
+        chunk_len = self.s2t(self.coarse.chunk_size_s)
+        for start in range(0, cz.shape[-1], chunk_len):
+            end = min(cz.shape[-1], start + chunk_len)
+            keeps_something = (cmask[:, :, start:end] == 0).flatten(1).any(dim=1)  # per item
+            cmask[keeps_something, :, start] = 0
+            cmask[keeps_something, :, end - 1] = 0
+        vamped = self._run_chunks(self.coarse, cz, cmask, chunk_len, "coarse", seeds, options, pad=False,
+                                  on_step=on_step, trace=trace)
+        out = torch.cat([vamped, z[:, n:]], dim=1)
+        if return_mask:
+            return out, cz.masked_fill(cmask.bool(), self.coarse.mask_token)
+        return out
+
+    @torch.inference_mode()
+    def coarse_to_fine(self, z, mask=None, return_mask=False, seed=None, seeds=None,
+                       options: SamplingOptions | None = None, on_step=None, trace=None, **kwargs):
+        """Generate the fine codebooks from the coarse ones in chunks of `c2f.chunk_size_s`.
+
+        Unlike the reference (fixed at 2 steps, ignoring temperature and seed), every sampling
+        option applies; `sampling_steps` defaults to 2 here as there.
+        """
+        if self.c2f is None:
+            raise RuntimeError("no coarse-to-fine model loaded (coarse2fine_ckpt=.../c2f.pth)")
+        kwargs.setdefault("sampling_steps", 2)
+        options = self._options(options, **kwargs)
+        z = z.to(self.device)
+        B, C, T = z.shape
+        n = self.c2f.n_codebooks
+        if C < n:
+            z = torch.cat([z, torch.zeros(B, n - C, T, dtype=z.dtype, device=z.device)], dim=1)
+        if mask is None:
+            mask = torch.ones(B, n, T, dtype=torch.long, device=self.device)
+        mask = mask.to(self.device).long().expand(B, -1, -1)[:, :n].clone()
+        mask[:, :self.c2f.n_conditioning_codebooks] = 0
+        seeds = self._seeds(B, seed, seeds)
+        chunk_len = self.s2t(self.c2f.chunk_size_s)
+        out = self._run_chunks(self.c2f, z[:, :n], mask, chunk_len, "c2f", seeds, options, pad=True,
+                               on_step=on_step, trace=trace)
+        if return_mask:
+            return out, z[:, :n].masked_fill(mask.bool(), self.c2f.mask_token)
+        return out
+
+    @torch.inference_mode()
+    def vamp(self, codes, mask, batch_size: int = 1, feedback_steps: int = 1, time_stretch_factor: int = 1,
+             return_mask: bool = False, seed=None, seeds=None, c2f_sampling_steps: int = 2,
+             on_step=None, trace=None, **kwargs):
+        """Coarse vamp then coarse-to-fine: `batch_size` variations of `codes` under `mask`.
+
+        Sampling keywords are the reference's (`sampling_steps`, `temperature`, `top_k`, `top_p`,
+        `typical_filtering`, `typical_mass`, `typical_min_tokens`, `mask_temperature`,
+        `sample_cutoff`). Variation k uses seed `seed + k` (or `seeds[k]`); the process-global RNG
+        is never touched. Returns codes (batch, 14, T), and the masked codes when `return_mask`.
+        """
+        options = self._options(**kwargs)
+        z = codes.to(self.device).expand(batch_size, -1, -1)
+        mask = mask.to(self.device).long().expand(batch_size, -1, -1)
+        if time_stretch_factor > 1:
+            z = z.repeat_interleave(time_stretch_factor, dim=-1)
+            mask = mask.repeat_interleave(time_stretch_factor, dim=-1)
+            added = torch.ones_like(mask)
+            added[:, :, ::time_stretch_factor] = 0
+            mask = mask | added
+        seeds = self._seeds(batch_size, seed, seeds)
+        zv = z
+        for i in range(feedback_steps):
+            zv, mask_z = self.coarse_vamp(zv, mask, return_mask=True, seeds=[s + 7919 * i for s in seeds],
+                                          options=options, on_step=on_step, trace=trace)
+        if self.c2f is not None:
+            c2f_options = SamplingOptions(**{**options.to_dict(), "sampling_steps": c2f_sampling_steps})
+            zv, fine_mask = self.coarse_to_fine(zv, mask, return_mask=True, seeds=seeds, options=c2f_options,
+                                                on_step=on_step, trace=trace)
+            mask_z = torch.cat([mask_z, fine_mask[:, self.coarse.n_codebooks:]], dim=1)
+        return (zv, mask_z) if return_mask else zv
+
