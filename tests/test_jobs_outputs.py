@@ -1,0 +1,53 @@
+"""Output folders: only the request's own folder, never a system folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bridge.jobs.errors import JobError
+from bridge.jobs.outputs import check_output_dir
+
+
+@pytest.mark.parametrize("folder", ["/", "/etc", "/etc/vampbridge", "/usr/local/share", "/bin",
+                                    "/System/Library", "/tmp/../etc"])
+def test_system_folders_are_refused(tmp_path, folder):
+    with pytest.raises(JobError) as e:
+        check_output_dir(folder, tmp_path)
+    assert e.value.code == "bad_output_dir"
+    assert folder.rstrip("/") in e.value.message or "/etc" in e.value.message
+
+
+def test_home_folder_itself_is_refused(tmp_path):
+    with pytest.raises(JobError):
+        check_output_dir(str(Path.home()), tmp_path)
+
+
+def test_relative_paths_are_refused(tmp_path):
+    with pytest.raises(JobError) as e:
+        check_output_dir("renders/today", tmp_path)
+    assert "absolute" in e.value.message
+
+
+def test_missing_folder_is_created(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert check_output_dir(str(target), tmp_path / "default") == target.resolve()
+    assert target.is_dir()
+
+
+def test_empty_output_dir_means_the_default_render_folder(tmp_path):
+    assert check_output_dir("", tmp_path / "renders") == (tmp_path / "renders").resolve()
+    assert check_output_dir(None, tmp_path / "renders").is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
+                    reason="root can write anywhere")
+def test_unwritable_folder_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(JobError):
+            check_output_dir(str(locked), tmp_path)
+    finally:
+        locked.chmod(0o700)
