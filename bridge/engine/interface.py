@@ -128,7 +128,10 @@ class Interface:
         silent; other MASK cells decode as code 0, like the reference."""
         codes = codes.to(self.device)
         all_masked = (codes == self.codec.codebook_size).all(dim=1)  # (B, T)
-        audio = self.codec.decode(codes.masked_fill(codes == self.codec.codebook_size, 0))
+        codes = codes.masked_fill(codes == self.codec.codebook_size, 0)
+        # One item at a time: convolution kernels pick algorithms by batch size, and a variation
+        # must decode to the same samples whether it was made alone or in a batch.
+        audio = torch.cat([self.codec.decode(codes[b:b + 1]) for b in range(codes.shape[0])])
         if all_masked.any():
             silence = all_masked.repeat_interleave(self.codec.hop_length, dim=-1)[:, None, :]
             audio = audio.masked_fill(silence, 0.0)

@@ -1,0 +1,198 @@
+"""`VampRequest`: one "make N variations of this region" request, the same for CLI, OSC and GUI.
+
+Plain data with validation. Every problem raises `RequestError`, whose `field` and `code` (the
+stable error codes of docs/osc.md) say what was wrong, and whose message says what to do.
+"""
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .engine.prompts import MaskRecipe
+from .engine.sampler import SamplingOptions
+
+MAX_VARIATIONS = 64
+SAMPLING_DEFAULTS = {"sampling_steps": 36}  # the authors' app; the library default is 12
+C2F_STEPS_DEFAULT = 2
+
+# Folders a request may never write into (checked after resolving the path).
+SYSTEM_FOLDERS = [Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys",
+                                    "/usr", "/var", "/System", "/Library", "C:\\Windows")]
+
+
+class RequestError(ValueError):
+    def __init__(self, field_name: str, message: str, code: str = "bad_argument"):
+        super().__init__(message)
+        self.field = field_name
+        self.code = code
+
+
+def load_json_argument(value, what: str):
+    """JSON text, `@path/to/file.json`, or an already-parsed value."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise RequestError(what, f"cannot read {what} file {path}: {e.strerror}", "bad_request") from None
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RequestError(what, f"{what} is not valid JSON ({e})", "bad_request") from None
+    return text
+
+
+def check_output_dir(path) -> Path:
+    """An absolute folder that exists or can be created, and is not a system folder."""
+    if not path:
+        raise RequestError("output_dir", "output folder is empty", "bad_output_dir")
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_absolute():
+        raise RequestError("output_dir", f"output folder must be an absolute path, got {str(path)!r}", "bad_output_dir")
+    resolved = p.resolve()
+    for system in SYSTEM_FOLDERS:
+        if resolved == system or (system != Path("/") and system in resolved.parents):
+            raise RequestError("output_dir", f"refusing to write into the system folder {resolved}; "
+                               "choose a folder in your project or home", "bad_output_dir")
+    if resolved.exists() and not resolved.is_dir():
+        raise RequestError("output_dir", f"output path {resolved} exists and is not a folder", "bad_output_dir")
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RequestError("output_dir", f"cannot create output folder {resolved}: {e.strerror}", "bad_output_dir") from None
+    if not os.access(resolved, os.W_OK):
+        raise RequestError("output_dir", f"output folder {resolved} is not writable", "bad_output_dir")
+    return resolved
+
+
+@dataclass
+class VampRequest:
+    source_path: str
+    start_s: float = 0.0
+    length_s: float | None = None  # None: to the end of the file
+    playrate: float = 1.0  # the DAW take's playback rate; recorded, the render stays in source time
+    sample_rate: int | None = None  # output rate; None: the source's
+    channels: int | None = None  # output channels; None: the source's
+    mask: object = "balanced"  # preset name, recipe dict or JSON text (see MaskRecipe)
+    sampling: dict = field(default_factory=dict)  # SamplingOptions fields + c2f_sampling_steps
+    fx: object = "none"  # effect chain: preset name, list or {"chain": [...], "tail_s": s}
+    n_variations: int = 1
+    seed: int | None = None  # variation k uses seed + k; None: chosen when the job starts
+    output_dir: str | None = None  # None: the default render folder
+    item_guid: str = ""
+    take_guid: str = ""
+    per_channel: bool = False  # each source channel as its own variation (same seed)
+    bit_depth: object = 24  # 24 or "float32"
+
+    # -- conversions --
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VampRequest":
+        if not isinstance(data, dict):
+            raise RequestError("request", "a request must be a JSON object", "bad_request")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise RequestError(unknown[0], f"unknown request field(s) {unknown}", "bad_request")
+        if "source_path" not in data:
+            raise RequestError("source_path", "a request needs source_path", "bad_request")
+        request = cls(**data)
+        request.check_values()
+        return request
+
+    # -- validation --
+    def mask_recipe(self) -> MaskRecipe:
+        try:
+            return MaskRecipe.from_json(load_json_argument(self.mask, "mask"))
+        except ValueError as e:
+            if isinstance(e, RequestError):
+                raise
+            raise RequestError("mask", str(e), "bad_mask") from None
+
+    def sampling_options(self) -> tuple[SamplingOptions, int]:
+        """(coarse options, coarse-to-fine steps); the request's values over our defaults."""
+        values = dict(SAMPLING_DEFAULTS)
+        values.update(load_json_argument(self.sampling, "sampling") or {})
+        c2f_steps = values.pop("c2f_sampling_steps", C2F_STEPS_DEFAULT)
+        try:
+            if not isinstance(c2f_steps, int) or not 1 <= c2f_steps <= 100:
+                raise ValueError(f"sampling option c2f_sampling_steps={c2f_steps!r} must be an integer from 1 to 100")
+            return SamplingOptions.from_dict(values), c2f_steps
+        except (TypeError, ValueError) as e:
+            raise RequestError("sampling", str(e), "bad_argument") from None
+
+    def fx_chain(self):
+        from .fx import FxChain
+
+        try:
+            return FxChain.from_json(load_json_argument(self.fx, "fx"))
+        except ValueError as e:
+            raise RequestError("fx", str(e), "bad_fx") from None
+
+    def check_values(self):
+        """Cheap checks of the numbers and formats (no file access)."""
+        def number(name, value, minimum=None, allow_none=False):
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise RequestError(name, f"{name} must be a finite number, got {value!r}")
+            if minimum is not None and value < minimum:
+                raise RequestError(name, f"{name} must be >= {minimum}, got {value!r}")
+
+        if not isinstance(self.source_path, str) or not self.source_path:
+            raise RequestError("source_path", "source_path must be a non-empty path", "bad_request")
+        number("start_s", self.start_s, 0)
+        number("length_s", self.length_s, allow_none=True)
+        if self.length_s is not None and self.length_s <= 0:
+            raise RequestError("length_s", f"length_s must be > 0 seconds, got {self.length_s}", "bad_region")
+        number("playrate", self.playrate)
+        if self.playrate <= 0:
+            raise RequestError("playrate", f"playrate must be > 0, got {self.playrate}")
+        for name in ("sample_rate", "channels"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise RequestError(name, f"{name} must be a positive integer or null, got {value!r}")
+        if self.sample_rate is not None and not 8000 <= self.sample_rate <= 384000:
+            raise RequestError("sample_rate", f"sample_rate {self.sample_rate} Hz is outside 8000..384000")
+        if self.channels is not None and self.channels > 64:
+            raise RequestError("channels", f"channels {self.channels} is more than 64")
+        if not isinstance(self.n_variations, int) or not 1 <= self.n_variations <= MAX_VARIATIONS:
+            raise RequestError("n_variations", f"n_variations must be 1..{MAX_VARIATIONS}, got {self.n_variations!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)
+                                      or not 0 <= self.seed < 2**31):
+            raise RequestError("seed", f"seed must be an integer in 0..2^31-1 or null, got {self.seed!r}")
+        if self.bit_depth not in (24, "float32"):
+            raise RequestError("bit_depth", f"bit_depth must be 24 or \"float32\", got {self.bit_depth!r}")
+        self.mask_recipe()
+        self.sampling_options()
+
+    def validate(self):
+        """Everything `check_values` does, plus the source file, the output folder and the fx chain."""
+        from .audio import AudioError, probe
+
+        self.check_values()
+        path = Path(self.source_path).expanduser()
+        if not path.exists():
+            raise RequestError("source_path", f"source file not found: {path}", "source_missing")
+        try:
+            info = probe(path)
+        except AudioError as e:
+            raise RequestError("source_path", str(e), "source_unreadable") from None
+        if self.start_s >= info.duration_s:
+            raise RequestError("start_s", f"start_s {self.start_s} s is at or past the end of {path} "
+                               f"({info.duration_s:.3f} s long)", "bad_region")
+        if self.length_s is not None and self.start_s + self.length_s > info.duration_s + 1e-6:
+            raise RequestError("length_s", f"the region {self.start_s}..{self.start_s + self.length_s} s runs "
+                               f"past the end of {path} ({info.duration_s:.3f} s)", "bad_region")
+        if self.output_dir:
+            check_output_dir(self.output_dir)
+        self.fx_chain()
+        return info
