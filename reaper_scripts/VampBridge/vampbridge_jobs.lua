@@ -1,0 +1,594 @@
+-- @noindex
+-- VampBridge: a session with the service (docs/osc.md), polled once per reaper.defer cycle.
+--
+-- A session connects (hello, auto-starting the service if it does not answer), sends the jobs
+-- it was given (vamp / rerender), shows their progress, collects their results and, when a job
+-- ends, adds its results as takes in ONE undo step and acknowledges them. It also recovers:
+--   * a job not heard of for reply_timeout_s is probed with `status`;
+--   * a probe nobody answers means the service is gone: reconnect (auto-start again), then ask
+--     for `pending` results and probe every job again;
+--   * a job the restarted service no longer knows is `resume`d (or re-sent if it was never
+--     accepted); results are deduplicated, so anything delivered twice adds one take only.
+-- Results of jobs that belong to no running script (their script ended) are "orphans": they
+-- arrive through `pending` and are added when the `pending` reply closes the batch.
+
+local net = require("vampbridge_net")
+local json = require("vampbridge_json")
+local items = require("vampbridge_items")
+local settings_mod = require("vampbridge_settings")
+
+local jobs = {}
+
+local HEARTBEAT_S = 1         -- how often a script marks its jobs as alive (ExtState)
+local HEARTBEAT_STALE_S = 5   -- older than this, a job's script is considered gone
+local HELLO_INTERVAL_S = 0.5  -- hello is re-sent this often while connecting
+local MAX_AUTOSTARTS = 3      -- per session, so a crashing service is not restarted forever
+local TERMINAL_STATES = { done = true, failed = true, cancelled = true }
+
+-- Shared marks in (non-persistent) ExtState -------------------------------------------------
+
+local function live_key(job_id) return "live:" .. job_id end
+local function offset_key(job_id) return "offset:" .. job_id end
+
+--- True while another running script (or this one) owns the job and will add its takes.
+function jobs.is_live(job_id)
+  local stamp = tonumber(reaper.GetExtState(settings_mod.SECTION, live_key(job_id)))
+  return stamp ~= nil and reaper.time_precise() - stamp < HEARTBEAT_STALE_S
+end
+
+local function console(text)
+  reaper.ShowConsoleMsg("VampBridge: " .. text .. "\n")
+end
+jobs.console = console
+
+-- Session ----------------------------------------------------------------------------------
+
+local Session = {}
+Session.__index = Session
+
+--- opts: settings (from vampbridge_settings.load), socket (LuaSocket), title (for messages),
+---       quiet (no auto-start and no message box when the service is away: the Listener),
+---       recover (send `pending` once connected, to add orphaned results; default true),
+---       autostart (run the auto-start command when nothing answers; default true unless quiet).
+function jobs.session(opts)
+  local client, err = net.client(opts.socket, opts.settings)
+  if not client then return nil, err end
+  return setmetatable({
+    settings = opts.settings, client = client, title = opts.title or "VampBridge",
+    quiet = opts.quiet, recover = opts.recover ~= false,
+    autostart = opts.autostart ~= false and not opts.quiet,
+    client_name = settings_mod.client_name(),
+    conn = "idle",          -- idle, connecting, ready, failed
+    connected_once = false,
+    autostarts = 0,
+    jobs = {}, job_order = {},
+    requests = {},          -- request id -> { on_reply, on_timeout, sent_at }
+    aliases = {},           -- resume request id -> job id (replies may carry either)
+    orphans = {},           -- job id -> { results = {variation -> result} }
+    problems = {},          -- lines for the final message
+    last_heartbeat = -math.huge,
+  }, Session)
+end
+
+function Session:now() return reaper.time_precise() end
+
+function Session:problem(text)
+  self.problems[#self.problems + 1] = text
+  console(text)
+end
+
+-- Requests with a callback ------------------------------------------------------------------
+
+--- Sends a request whose reply (or error) goes to handlers.on_reply(reply); on_timeout() runs
+--- when nothing answers within reply_timeout_s.
+function Session:request(name, handlers, types, ...)
+  local id, err = self.client:send(name, nil, types, ...)
+  if not id then
+    self:problem("cannot send " .. name .. ": " .. tostring(err))
+    return nil
+  end
+  self.requests[id] = { name = name, on_reply = handlers.on_reply, on_timeout = handlers.on_timeout,
+    sent_at = self:now() }
+  return id
+end
+
+-- Connection --------------------------------------------------------------------------------
+
+function Session:connect()
+  self.conn = "connecting"
+  self.connect_deadline = self:now() + self.settings.reply_timeout_s
+  self.last_hello = -math.huge
+end
+
+function Session:send_hello()
+  self.last_hello = self:now()
+  self:request("hello", {
+    on_reply = function(reply) self:on_hello(reply) end,
+    on_timeout = function() end, -- the connect deadline decides
+  }, "")
+end
+
+function Session:on_hello(reply)
+  if reply.address == "error" then
+    local code, message = reply.args[2], reply.args[3]
+    if code == "bad_token" then
+      self:fail_connection("the service refused the token. Set the same token in VampBridge " ..
+        "settings as the service's --token.")
+    else
+      self:fail_connection(string.format("hello failed (%s: %s)", tostring(code), tostring(message)))
+    end
+    return
+  end
+  if self.conn ~= "connecting" then return end
+  if reply.args[2] ~= 1 then
+    self:problem(string.format("the service speaks protocol version %s, this script version 1; " ..
+      "update VampBridge on both sides", tostring(reply.args[2])))
+  end
+  self.service_info = { engine_version = reply.args[3], device = reply.args[4] }
+  self.conn = "ready"
+  -- Hellos sent while waiting are answered too; they need no more attention.
+  for id, request in pairs(self.requests) do
+    if request.name == "hello" then self.requests[id] = nil end
+  end
+  self.autostarts_this_outage = 0
+  local reconnect = self.connected_once
+  self.connected_once = true
+  if self.recover or reconnect then self:ask_pending() end
+  for _, id in ipairs(self.job_order) do
+    local job = self.jobs[id]
+    if job.state ~= "finished" then
+      if not job.sent then self:send_job(job) else self:probe(job) end
+    end
+  end
+  if self.on_ready then self.on_ready(self) end
+end
+
+function Session:service_address()
+  return string.format("%s:%d", self.settings.host, self.settings.port)
+end
+
+function Session:connection_step(now)
+  if now - self.last_hello >= HELLO_INTERVAL_S then self:send_hello() end
+  if now < self.connect_deadline then return end
+  local command = settings_mod.autostart_command(self.settings)
+  if self.autostart and command ~= "" and (self.autostarts_this_outage or 0) == 0
+      and self.autostarts < MAX_AUTOSTARTS then
+    self.autostarts = self.autostarts + 1
+    self.autostarts_this_outage = 1
+    console(string.format("the service at %s does not answer; starting it: %s", self:service_address(), command))
+    -- Timeout -1: return at once and leave the service running on its own.
+    reaper.ExecProcess(command, -1)
+    self.autostart_command = command
+    self.connect_deadline = now + self.settings.startup_wait_s
+    self:show_progress_all("starting service")
+    return
+  end
+  local text = string.format("the VampBridge service at %s does not answer", self:service_address())
+  if self.autostart_command then
+    text = text .. string.format(" (started with \"%s\", then waited %g s)", self.autostart_command, self.settings.startup_wait_s)
+  end
+  self:fail_connection(text .. ".\nStart it yourself (vampbridge serve), or check the host, port and " ..
+    "auto-start command in \"VampBridge - Settings\" and that no firewall blocks UDP on that port.")
+end
+
+function Session:fail_connection(text)
+  if self.quiet then
+    -- The Listener just tries again later.
+    self.conn = "idle"
+    self.retry_at = self:now() + self.settings.listener_poll_s
+    return
+  end
+  self.conn = "failed"
+  local accepted = 0
+  for _, job in pairs(self.jobs) do
+    if job.state ~= "finished" then
+      if job.accepted then accepted = accepted + 1 end
+      self:finish_job(job, false)
+    end
+  end
+  if accepted > 0 then
+    text = text .. string.format("\n\n%d job(s) had started. If the service comes back, run " ..
+      "\"VampBridge - Listener\" (or vamp again) to collect their finished variations.", accepted)
+  end
+  self.problems[#self.problems + 1] = text
+end
+
+-- Jobs --------------------------------------------------------------------------------------
+
+--- job: { kind, label, item_guid, take_guid, item_offset_s, n_expected,
+---        send = function(client, id) -> id or nil, err }
+function Session:add_job(job)
+  job.id = self.client:new_id()
+  job.state, job.results, job.committed = "waiting", {}, {}
+  job.progress = items.progress(job.item_guid, job.take_guid)
+  self.jobs[job.id] = job
+  self.job_order[#self.job_order + 1] = job.id
+  -- Where in the item the region starts, for whoever adds the takes (maybe the Listener after
+  -- this script has ended, maybe after a Reaper restart: hence persistent).
+  if job.item_offset_s and job.item_offset_s ~= 0 then
+    reaper.SetExtState(settings_mod.SECTION, offset_key(job.id), tostring(job.item_offset_s), true)
+  end
+  if self.conn == "ready" then self:send_job(job) end
+  return job
+end
+
+function Session:send_job(job)
+  local ok, err = job.send(self.client, job.id)
+  if not ok then
+    self:problem(string.format("%s: cannot send the request (%s)", job.label, tostring(err)))
+    self:finish_job(job, false)
+    return
+  end
+  job.sent, job.state, job.last_heard = true, "sending", self:now()
+  job.progress:show("queued")
+end
+
+function Session:job_for(id)
+  return self.jobs[id] or self.jobs[self.aliases[id] or ""]
+end
+
+--- Asks the service about a job that has been silent. No answer at all: the service is gone.
+function Session:probe(job)
+  if job.probe_id then return end
+  job.probe_id = self:request("status", {
+    on_reply = function(reply)
+      job.probe_id = nil
+      self:on_probe_reply(job, reply)
+    end,
+    on_timeout = function()
+      job.probe_id = nil
+      if self.conn == "ready" then
+        console(string.format("no answer from the service at %s; reconnecting", self:service_address()))
+        self:connect()
+      end
+    end,
+  }, "s", job.id)
+end
+
+function Session:on_probe_reply(job, reply)
+  if job.state == "finished" then return end
+  job.last_heard = self:now()
+  local entry
+  if reply.address == "status" then
+    for _, j in ipairs(json.decode(reply.args[2] or "") or {}) do
+      if type(j) == "table" and j.job_id == job.id then entry = j end
+    end
+  elseif reply.address == "error" and reply.args[2] ~= "unknown_job" then
+    self:problem(string.format("%s: status failed (%s: %s)", job.label, tostring(reply.args[2]), tostring(reply.args[3])))
+    return
+  end
+  if entry == nil then
+    -- The service does not know the job (it was restarted, or the request was lost).
+    if not job.accepted then
+      self:send_job(job)
+    else
+      self:resume(job)
+    end
+  elseif TERMINAL_STATES[entry.state] then
+    -- The `done` was lost: collect any missing results, then add them.
+    self:on_done(job, math.tointeger(entry.n_finished) or 0, 0, entry.state)
+  end
+end
+
+function Session:resume(job)
+  local rid
+  rid = self:request("resume", {
+    on_reply = function(reply)
+      if reply.address == "error" then
+        self:problem(string.format("%s: the service lost this job (%s); %d variation(s) had arrived",
+          job.label, tostring(reply.args[3]), self:count_results(job)))
+        self:on_done(job, self:count_results(job), 0, "failed")
+      else
+        self:on_job_message(job, reply)
+      end
+    end,
+    on_timeout = function() end, -- the job's own silence timer probes again
+  }, "s", job.id)
+  if rid then self.aliases[rid] = job.id end
+end
+
+function Session:count_results(job)
+  local n = 0
+  for _ in pairs(job.results) do n = n + 1 end
+  return n
+end
+
+function Session:show_progress(job)
+  local text
+  if job.fraction then
+    text = string.format("%d%%", math.floor(job.fraction * 100 + 0.5))
+  else
+    text = "queued"
+  end
+  local ready = self:count_results(job)
+  if ready > 0 then text = string.format("%s, %d ready", text, ready) end
+  job.progress:show(text)
+end
+
+function Session:show_progress_all(text)
+  for _, job in pairs(self.jobs) do
+    if job.state ~= "finished" then job.progress:show(text) end
+  end
+end
+
+function Session:on_job_message(job, reply)
+  local a = reply.args
+  job.last_heard = self:now()
+  if reply.address == "accepted" then
+    job.accepted, job.state = true, "running"
+    self:show_progress(job)
+  elseif reply.address == "progress" then
+    job.accepted, job.state = true, job.state == "finishing" and "finishing" or "running"
+    job.fraction = a[2]
+    self:show_progress(job)
+  elseif reply.address == "result" then
+    job.accepted = true
+    self:store_result(job.results, a)
+    self:show_progress(job)
+  elseif reply.address == "done" then
+    self:on_done(job, a[2], a[3], a[4])
+  elseif reply.address == "error" then
+    self:problem(string.format("%s: %s (%s)", job.label, tostring(a[3]), tostring(a[2])))
+    self:on_done(job, self:count_results(job), 0, "failed")
+  end
+end
+
+function Session:store_result(results, a)
+  results[a[2]] = {
+    variation = a[2], output_path = a[3], recipe_path = a[4], item_guid = a[5],
+    take_guid = a[6], take_name = a[7], seed = a[8],
+  }
+end
+
+function Session:on_done(job, n_finished, n_failed, state)
+  if job.state == "finished" then return end
+  job.done = { n_finished = n_finished or 0, n_failed = n_failed or 0, state = state }
+  if self:count_results(job) < job.done.n_finished then
+    -- Some `result` datagrams were lost: `pending` sends every unacknowledged one again.
+    job.state = "finishing"
+    self:ask_pending()
+  else
+    self:finish_job(job, true)
+  end
+end
+
+--- Sends `pending`; when its reply comes, jobs waiting for lost results and orphans are added.
+function Session:ask_pending()
+  if self.pending_id then return end
+  self.pending_id = self:request("pending", {
+    on_reply = function()
+      self.pending_id = nil
+      for _, id in ipairs(self.job_order) do
+        local job = self.jobs[id]
+        if job.state == "finishing" then
+          local missing = job.done.n_finished - self:count_results(job)
+          if missing > 0 then
+            self:problem(string.format("%s: %d finished variation(s) never arrived", job.label, missing))
+          end
+          self:finish_job(job, true)
+        end
+      end
+      self:commit_orphans()
+    end,
+    on_timeout = function()
+      self.pending_id = nil
+      if self.conn == "ready" then self:connect() end
+    end,
+  }, "s", self.client_name)
+end
+
+-- Adding takes ------------------------------------------------------------------------------
+
+local function sorted_results(results)
+  local list = {}
+  for _, r in pairs(results) do list[#list + 1] = r end
+  table.sort(list, function(x, y) return x.variation < y.variation end)
+  return list
+end
+
+--- Adds a job's results to its item as takes, in one undo step, then acknowledges them.
+--- Returns the number of takes added.
+function Session:commit(job_id, item_guid, results, label, item_offset_s)
+  local list = sorted_results(results)
+  if #list == 0 then return 0 end
+  local item = items.find_item(item_guid)
+  local added = 0
+  if item then
+    local to_add = {}
+    for _, r in ipairs(list) do
+      if not items.has_take_for(item, r.output_path, r.recipe_path) then to_add[#to_add + 1] = r end
+    end
+    if #to_add > 0 then
+      reaper.PreventUIRefresh(1)
+      reaper.Undo_BeginBlock()
+      for _, r in ipairs(to_add) do
+        r.item_offset_s = item_offset_s
+        items.add_take(item, r)
+      end
+      reaper.Undo_EndBlock(string.format("VampBridge: %s (%d take%s)", label, #to_add, #to_add == 1 and "" or "s"), -1)
+      reaper.PreventUIRefresh(-1)
+      reaper.UpdateArrange()
+      added = #to_add
+    end
+  else
+    local lines = { string.format("the item of \"%s\" was deleted; its variations stay on disk:", label) }
+    for _, r in ipairs(list) do
+      lines[#lines + 1] = string.format("  %s  (recipe %s)", r.output_path, r.recipe_path)
+    end
+    console(table.concat(lines, "\n"))
+  end
+  -- Acknowledge only now that the takes exist (or the user was told where the files are).
+  for _, r in ipairs(list) do
+    self.client:send("ack", nil, "si", job_id, r.variation)
+  end
+  reaper.DeleteExtState(settings_mod.SECTION, offset_key(job_id), true)
+  return added
+end
+
+function Session:finish_job(job, commit)
+  if job.state == "finished" then return end
+  job.state = "finished"
+  job.progress:restore()
+  if commit then
+    local added = self:commit(job.id, job.item_guid, job.results, job.label, job.item_offset_s)
+    job.added = added
+    if job.done and job.done.n_failed and job.done.n_failed > 0 then
+      self:problem(string.format("%s: %d variation(s) failed in the service", job.label, job.done.n_failed))
+    end
+  end
+  reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
+end
+
+--- Orphaned results: jobs of scripts that ended. Each job is one undo step; jobs that a running
+--- script still owns are left to it (and not acknowledged).
+function Session:commit_orphans()
+  for job_id, orphan in pairs(self.orphans) do
+    if not jobs.is_live(job_id) then
+      local first = sorted_results(orphan.results)[1]
+      local offset = tonumber(reaper.GetExtState(settings_mod.SECTION, offset_key(job_id))) or 0
+      local label = first and first.take_name or job_id
+      local added = self:commit(job_id, first.item_guid, orphan.results, "collected " .. label, offset)
+      self.orphans_added = (self.orphans_added or 0) + added
+    end
+    self.orphans[job_id] = nil
+  end
+end
+
+-- The loop ----------------------------------------------------------------------------------
+
+function Session:dispatch(reply)
+  local id = reply.args[1]
+  local request = self.requests[id]
+  if request then
+    self.requests[id] = nil
+    request.on_reply(reply)
+    return
+  end
+  local job = self:job_for(id)
+  if job then
+    if job.state ~= "finished" then self:on_job_message(job, reply) end
+    return
+  end
+  if reply.address == "result" and type(id) == "string" then
+    -- A result of a job this session did not start: an orphan delivered by `pending`.
+    local orphan = self.orphans[id] or { results = {} }
+    self.orphans[id] = orphan
+    self:store_result(orphan.results, reply.args)
+  end
+end
+
+--- One defer cycle: read replies, then run the timers.
+function Session:step()
+  local now = self:now()
+  for _, reply in ipairs(self.client:receive()) do
+    if type(reply.args[1]) == "string" then self:dispatch(reply) end
+  end
+  now = self:now()
+  for id, request in pairs(self.requests) do
+    if now - request.sent_at > self.settings.reply_timeout_s then
+      self.requests[id] = nil
+      request.on_timeout()
+    end
+  end
+  if self.conn == "connecting" then
+    self:connection_step(now)
+  elseif self.conn == "idle" and self.retry_at and now >= self.retry_at then
+    self.retry_at = nil
+    self:connect()
+  elseif self.conn == "ready" then
+    for _, id in ipairs(self.job_order) do
+      local job = self.jobs[id]
+      if (job.state == "sending" or job.state == "running")
+          and now - job.last_heard > self.settings.reply_timeout_s then
+        self:probe(job)
+      end
+    end
+  end
+  if now - self.last_heartbeat >= HEARTBEAT_S then
+    self.last_heartbeat = now
+    for _, job in pairs(self.jobs) do
+      if job.state ~= "finished" then
+        reaper.SetExtState(settings_mod.SECTION, live_key(job.id), string.format("%.3f", now), false)
+      end
+    end
+  end
+end
+
+function Session:unfinished_jobs()
+  local n = 0
+  for _, job in pairs(self.jobs) do
+    if job.state ~= "finished" then n = n + 1 end
+  end
+  return n
+end
+
+--- True when a script has nothing left to do: no job running, no request unanswered.
+function Session:is_finished()
+  if self.conn == "failed" then return true end
+  return self.conn == "ready" and self:unfinished_jobs() == 0 and next(self.requests) == nil
+end
+
+--- Shows what went wrong, if anything, in one message box.
+function Session:report(title)
+  if #self.problems > 0 then
+    reaper.MB(table.concat(self.problems, "\n\n"), title or self.title, 0)
+  end
+end
+
+--- What every script does first: settings, LuaSocket, a session. Shows a message box and
+--- returns nil when something is missing.
+function jobs.start(title, opts)
+  opts = opts or {}
+  local socket, help = net.load_socket()
+  if not socket then
+    reaper.MB(help, title, 0)
+    return nil
+  end
+  opts.socket, opts.title = socket, title
+  opts.settings = opts.settings or settings_mod.load()
+  local session, err = jobs.session(opts)
+  if not session then
+    reaper.MB("Cannot open a UDP socket: " .. tostring(err), title, 0)
+    return nil
+  end
+  return session, socket
+end
+
+--- Releases the socket, restores take names, drops the live marks. Jobs still running in the
+--- service keep their results there for the Listener or the next run.
+function Session:close()
+  if self.closed then return end
+  self.closed = true
+  local left = 0
+  for _, job in pairs(self.jobs) do
+    if job.state ~= "finished" then
+      left = left + 1
+      job.progress:restore()
+      reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
+    end
+  end
+  if left > 0 and self.conn ~= "failed" then
+    console(string.format("stopped with %d job(s) still running in the service; \"VampBridge - " ..
+      "Listener\" (or the next vamp) will add their takes when they finish.", left))
+  end
+  self.client:close()
+end
+
+--- Runs the session from reaper.defer until it is finished, then calls on_finished(session).
+function Session:run(on_finished)
+  reaper.atexit(function() self:close() end)
+  if self.conn == "idle" then self:connect() end
+  local function loop()
+    if self.closed then return end
+    self:step()
+    if self:is_finished() then
+      self:close()
+      if on_finished then on_finished(self) end
+      return
+    end
+    reaper.defer(loop)
+  end
+  loop()
+end
+
+return jobs

@@ -1,0 +1,699 @@
+-- A test double of the ReaScript `reaper` API used by the VampBridge scripts: an in-memory
+-- project (tracks, items, takes, sources, selection, time selection), ExtState, P_EXT, GUIDs,
+-- an undo log, the PreventUIRefresh counter, a defer queue the test drives, and captured user
+-- interaction (MB, ShowConsoleMsg, GetUserInputs, ExecProcess).
+--
+-- Signatures and return conventions follow Reaper's ReaScript documentation, e.g.
+-- GetSetMediaItemTakeInfo_String returns (retval, string) and GetUserInputs (retval, csv).
+-- Objects that Reaper hands out as pointers are tables here; scripts only pass them back.
+--
+--   local double = dofile("tests/lua/reaper_double.lua")
+--   reaper = double.api
+--   local item = double.add_item{ track = 1, position_s = 2, length_s = 1, source = {...} }
+--   double.run_script("reaper_scripts/VampBridge/VampBridge - Vamp selected items.lua")
+--   double.pump_until(function() return #double.undo_log == 1 end, 10)
+
+local ok_socket, socket = pcall(require, "socket")
+
+local double = {}
+local api = {}
+double.api = api
+
+-- State ---------------------------------------------------------------------------------------
+
+function double.reset()
+  double.project = {
+    tracks = {},
+    file = "/tmp/vampbridge-test/song.rpp", -- "" for a project never saved
+    media_path = "/tmp/vampbridge-test/Media",
+    sample_rate = 0,                          -- PROJECT_SRATE; 0 = follows the audio device
+    time_selection = { 0, 0 },
+  }
+  double.ext_state = {}          -- section -> key -> { value, persist }
+  double.undo_log = {}           -- { description, flags, changes = {...} }
+  double.changes = {}            -- every change, in order, with .undo_block set when inside one
+  double.undo_depth = 0
+  double.undo_start = nil
+  double.ui_refresh_prevented = 0
+  double.messages = {}           -- MB calls: { message, title, type }
+  double.console = {}            -- ShowConsoleMsg texts
+  double.exec_log = {}           -- ExecProcess calls: { command, timeout_ms }
+  double.on_exec = nil           -- optional function(command) -> output
+  double.mb_answers = {}         -- scripted MB return values (default 1 = OK)
+  double.user_inputs = {}        -- scripted GetUserInputs answers: list of strings, or false
+  double.dialogs = {}            -- GetUserInputs calls: { title, captions, defaults }
+  double.commands = {}           -- Main_OnCommand calls
+  double.toggle_states = {}      -- "section:command" -> state
+  double.toolbar_refreshes = 0
+  double.scripts = {}            -- every script run: { path, alive, atexit = {}, errors = {} }
+  double.defer_queue = {}        -- { fn, script }
+  double.errors = {}             -- script errors, as Reaper would show them
+  double.clock_offset_s = 0
+  double.guid_counter = 0
+  double.resource_path = "/tmp/vampbridge-test/resource"
+  double.current_script = nil
+  double.next_command_id = 55000
+end
+
+local function new_guid()
+  double.guid_counter = double.guid_counter + 1
+  local n = double.guid_counter
+  return string.format("{%08X-%04X-%04X-%04X-%012X}", 0x5EED0000 + n, n % 0x10000, 0x4000 + n % 0x1000,
+    0x8000 + n % 0x4000, 0xABC000000000 + n)
+end
+
+local function change(op, fields)
+  fields.op = op
+  fields.undo_block = double.undo_depth > 0
+  double.changes[#double.changes + 1] = fields
+end
+
+local function now_s()
+  local t = ok_socket and socket.gettime() or os.time()
+  return t + double.clock_offset_s
+end
+
+--- Moves the clock forward (time_precise), to reach timeouts without waiting.
+function double.advance(seconds) double.clock_offset_s = double.clock_offset_s + seconds end
+
+-- Building a project (test side) -------------------------------------------------------------
+
+local function read_wav_header(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read(4096) or ""
+  f:close()
+  if data:sub(1, 4) ~= "RIFF" or data:sub(9, 12) ~= "WAVE" then return nil end
+  local pos, info = 13, {}
+  while pos + 8 <= #data do
+    local id, size = data:sub(pos, pos + 3), string.unpack("<I4", data, pos + 4)
+    if id == "fmt " then
+      info.channels, info.sample_rate = string.unpack("<I2I4", data, pos + 10)
+      info.block_align = string.unpack("<I2", data, pos + 20)
+    elseif id == "data" then
+      info.data_bytes = size
+      break
+    end
+    pos = pos + 8 + size + size % 2
+  end
+  if not (info.channels and info.data_bytes) then return nil end
+  info.length_s = info.data_bytes / info.block_align / info.sample_rate
+  return info
+end
+double.read_wav_header = read_wav_header
+
+--- A source: { file, sample_rate, channels, length_s, type = "WAVE" | "MIDI", parent }.
+--- With only `file`, the rest is read from the file's WAV header (as Reaper would).
+function double.source(spec)
+  local source = { kind = "source", file = spec.file or "", type = spec.type or "WAVE",
+    sample_rate = spec.sample_rate, channels = spec.channels, length_s = spec.length_s,
+    parent = spec.parent, peaks_built = false, offline = false }
+  if source.type == "WAVE" and source.file ~= "" and not source.sample_rate then
+    local info = read_wav_header(source.file)
+    if info then
+      source.sample_rate, source.channels, source.length_s = info.sample_rate, info.channels, info.length_s
+    else
+      source.offline = true -- Reaper keeps a missing file as an offline source
+      source.sample_rate, source.channels, source.length_s = 0, 0, 0
+    end
+  end
+  if source.type == "MIDI" then source.sample_rate, source.channels = 0, 0 end
+  return source
+end
+
+function double.add_track()
+  local track = { kind = "track", items = {}, guid = new_guid() }
+  double.project.tracks[#double.project.tracks + 1] = track
+  return track
+end
+
+local function new_take(item, source)
+  return { kind = "take", item = item, source = source, name = "", startoffs_s = 0, playrate = 1,
+    chanmode = 0, guid = new_guid(), ext = {} }
+end
+
+--- An item with one take: { track = n, position_s, length_s, startoffs_s, playrate, name,
+--- source = <double.source spec or source>, selected = true, loop_source = false }.
+function double.add_item(spec)
+  local tracks = double.project.tracks
+  local track_index = spec.track or 1
+  while #tracks < track_index do double.add_track() end
+  local track = tracks[track_index]
+  local item = { kind = "item", track = track, position_s = spec.position_s or 0, length_s = spec.length_s or 1,
+    takes = {}, selected = spec.selected ~= false, loop_source = spec.loop_source or false,
+    guid = new_guid(), ext = {} }
+  if spec.source then
+    local source = spec.source.kind == "source" and spec.source or double.source(spec.source)
+    local take = new_take(item, source)
+    take.name = spec.name or (source.file:match("([^/\\]+)$") or "")
+    take.startoffs_s = spec.startoffs_s or 0
+    take.playrate = spec.playrate or 1
+    item.takes[1] = take
+    item.active = take
+  end
+  track.items[#track.items + 1] = item
+  return item
+end
+
+local function all_items()
+  local list = {}
+  for _, track in ipairs(double.project.tracks) do
+    local sorted = {}
+    for _, item in ipairs(track.items) do sorted[#sorted + 1] = item end
+    table.sort(sorted, function(a, b) return a.position_s < b.position_s end)
+    for _, item in ipairs(sorted) do list[#list + 1] = item end
+  end
+  return list
+end
+double.all_items = all_items
+
+--- What a user does while a script runs.
+function double.move_item(item, position_s, track_index)
+  item.position_s = position_s
+  if track_index then
+    while #double.project.tracks < track_index do double.add_track() end
+    local from, to = item.track, double.project.tracks[track_index]
+    for i, it in ipairs(from.items) do if it == item then table.remove(from.items, i) break end end
+    to.items[#to.items + 1] = item
+    item.track = to
+  end
+end
+
+function double.delete_item(item)
+  for i, it in ipairs(item.track.items) do
+    if it == item then table.remove(item.track.items, i) break end
+  end
+  item.deleted = true
+end
+
+function double.set_time_selection(start_s, end_s)
+  double.project.time_selection = { start_s, end_s }
+end
+
+function double.find_item(guid)
+  for _, item in ipairs(all_items()) do if item.guid == guid then return item end end
+end
+
+-- Scripts, defer and atexit -------------------------------------------------------------------
+
+local function script_error(script, err)
+  local text = string.format("%s: %s", script and script.path or "?", tostring(err))
+  double.errors[#double.errors + 1] = text
+  if script then script.errors[#script.errors + 1] = text end
+end
+
+local function end_script(script)
+  if not script.alive then return end
+  script.alive = false
+  for i = #double.defer_queue, 1, -1 do
+    if double.defer_queue[i].script == script then table.remove(double.defer_queue, i) end
+  end
+  local previous = double.current_script
+  double.current_script = script
+  for _, fn in ipairs(script.atexit) do
+    local ok, err = pcall(fn)
+    if not ok then script_error(script, err) end
+  end
+  double.current_script = previous
+end
+
+local function has_deferred(script)
+  for _, entry in ipairs(double.defer_queue) do
+    if entry.script == script then return true end
+  end
+  return false
+end
+
+--- Runs a script file the way Reaper does: as a main chunk, with `reaper` global. Each run gets
+--- fresh copies of the VampBridge modules (Reaper gives every script its own Lua state).
+--- Returns the script record.
+function double.run_script(path, command_id)
+  for name in pairs(package.loaded) do
+    if name:match("^vampbridge") then package.loaded[name] = nil end
+  end
+  if not command_id then
+    command_id = double.next_command_id
+    double.next_command_id = double.next_command_id + 1
+  end
+  local script = { path = path, alive = true, atexit = {}, errors = {}, command_id = command_id }
+  double.scripts[#double.scripts + 1] = script
+  local previous = double.current_script
+  double.current_script = script
+  local chunk, err = loadfile(path)
+  if chunk then
+    local ok, run_err = pcall(chunk)
+    if not ok then script_error(script, run_err) end
+  else
+    script_error(script, err)
+  end
+  double.current_script = previous
+  if not has_deferred(script) then end_script(script) end
+  return script
+end
+
+--- Stops a running script as Reaper does when the user terminates it: its deferred functions
+--- are dropped and its atexit functions run.
+function double.terminate(script) end_script(script) end
+
+--- Runs one defer cycle: every function deferred before the cycle began, once.
+function double.pump_once()
+  local queue = double.defer_queue
+  double.defer_queue = {}
+  local ran = {}
+  for _, entry in ipairs(queue) do
+    if entry.script.alive then
+      ran[entry.script] = true
+      local previous = double.current_script
+      double.current_script = entry.script
+      local ok, err = pcall(entry.fn)
+      double.current_script = previous
+      if not ok then
+        script_error(entry.script, err)
+        end_script(entry.script) -- Reaper stops a script that raised an error
+      end
+    end
+  end
+  for script in pairs(ran) do
+    if script.alive and not has_deferred(script) then end_script(script) end
+  end
+  return #queue
+end
+
+--- Runs n defer cycles.
+function double.pump(n)
+  for _ = 1, n or 1 do double.pump_once() end
+end
+
+--- Runs defer cycles until predicate() is true; raises after timeout_s of real time. Between
+--- cycles it waits a couple of milliseconds, like Reaper's ~30 Hz timer but faster.
+function double.pump_until(predicate, timeout_s, what)
+  local deadline = (ok_socket and socket.gettime() or os.time()) + (timeout_s or 10)
+  while not predicate() do
+    if (ok_socket and socket.gettime() or os.time()) > deadline then
+      error(string.format("timed out after %gs waiting for %s", timeout_s or 10, what or "the condition"), 2)
+    end
+    double.pump_once()
+    if ok_socket then socket.sleep(0.002) end
+  end
+end
+
+function double.alive(script) return script.alive end
+
+function api.defer(fn)
+  if type(fn) ~= "function" then error("defer expects a function", 2) end
+  local script = double.current_script
+  if not script then error("defer called outside a script", 2) end
+  double.defer_queue[#double.defer_queue + 1] = { fn = fn, script = script }
+  return true
+end
+
+function api.runloop(fn) return api.defer(fn) end
+
+function api.atexit(fn)
+  local script = double.current_script
+  if not script then error("atexit called outside a script", 2) end
+  script.atexit[#script.atexit + 1] = fn
+end
+
+function api.get_action_context()
+  local script = double.current_script
+  local path = script and script.path or ""
+  local command_id = script and script.command_id or 0
+  -- is_new_value, filename, sectionID, cmdID, mode, resolution, val, contextstr
+  return false, path, 0, command_id, -1, -1, -1, ""
+end
+
+function api.SetToggleCommandState(section_id, command_id, state)
+  double.toggle_states[section_id .. ":" .. command_id] = state
+  return true
+end
+
+function api.GetToggleCommandStateEx(section_id, command_id)
+  return double.toggle_states[section_id .. ":" .. command_id] or -1
+end
+
+function api.RefreshToolbar2(section_id, command_id)
+  double.toolbar_refreshes = double.toolbar_refreshes + 1
+end
+
+function api.RefreshToolbar(command_id) double.toolbar_refreshes = double.toolbar_refreshes + 1 end
+
+-- User interaction ---------------------------------------------------------------------------
+
+function api.ShowConsoleMsg(msg) double.console[#double.console + 1] = tostring(msg) end
+function api.ClearConsole() end
+
+function api.MB(msg, title, type)
+  double.messages[#double.messages + 1] = { message = msg, title = title, type = type }
+  return table.remove(double.mb_answers, 1) or 1
+end
+api.ShowMessageBox = api.MB
+
+--- captions_csv may end with "extrawidth=N" and "separator=X" entries (X replaces the comma
+--- between values, not between captions).
+function api.GetUserInputs(title, num_inputs, captions_csv, retvals_csv)
+  local captions, separator = {}, ","
+  for caption in (captions_csv .. ","):gmatch("(.-),") do
+    if caption:match("^separator=") then
+      separator = caption:sub(#"separator=" + 1)
+    elseif not caption:match("^extrawidth=") then
+      captions[#captions + 1] = caption
+    end
+  end
+  if #captions ~= num_inputs then
+    error(string.format("GetUserInputs: %d inputs but %d captions", num_inputs, #captions), 2)
+  end
+  local defaults = {}
+  for value in ((retvals_csv or "") .. separator):gmatch("(.-)" .. separator:gsub("%p", "%%%0")) do
+    defaults[#defaults + 1] = value
+  end
+  double.dialogs[#double.dialogs + 1] = { title = title, captions = captions, defaults = defaults }
+  if #double.user_inputs == 0 then error("GetUserInputs '" .. title .. "': the test scripted no answer", 2) end
+  local answer = table.remove(double.user_inputs, 1)
+  if answer == false then return false, retvals_csv end
+  if type(answer) == "table" then
+    -- Values the test leaves nil keep the dialog's default.
+    local values = {}
+    for i = 1, num_inputs do values[i] = answer[i] or defaults[i] or "" end
+    answer = table.concat(values, separator)
+  end
+  return true, answer
+end
+
+function api.ExecProcess(command, timeout_ms)
+  double.exec_log[#double.exec_log + 1] = { command = command, timeout_ms = timeout_ms }
+  if double.on_exec then return double.on_exec(command) end
+  return ""
+end
+
+function api.Main_OnCommand(command, flag)
+  double.commands[#double.commands + 1] = command
+  if command == 40047 then -- Peaks: Build any missing peak files
+    for _, item in ipairs(all_items()) do
+      for _, take in ipairs(item.takes) do take.source.peaks_built = true end
+    end
+  end
+end
+
+-- Project, paths, time -----------------------------------------------------------------------
+
+function api.time_precise() return now_s() end
+function api.GetAppVersion() return "7.27/linux-x86_64" end
+function api.GetResourcePath() return double.resource_path end
+function api.GetProjectPath(_) return double.project.media_path end
+
+function api.EnumProjects(idx)
+  if idx == -1 or idx == 0 then return double.project, double.project.file end
+  return nil, ""
+end
+
+function api.GetSetProjectInfo(_, desc, value, is_set)
+  if desc == "PROJECT_SRATE" then
+    if is_set then double.project.sample_rate = value end
+    return double.project.sample_rate
+  end
+  return 0
+end
+
+function api.GetSet_LoopTimeRange(is_set, is_loop, start_s, end_s, allow_autoseek)
+  if is_set then double.project.time_selection = { start_s, end_s } end
+  return double.project.time_selection[1], double.project.time_selection[2]
+end
+api.GetSet_LoopTimeRange2 = function(_, ...) return api.GetSet_LoopTimeRange(...) end
+
+function api.RecursiveCreateDirectory(path, _)
+  double.created_dirs = double.created_dirs or {}
+  double.created_dirs[#double.created_dirs + 1] = path
+  os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+  return 1
+end
+
+function api.UpdateArrange() end
+function api.UpdateTimeline() end
+function api.UpdateItemInProject(item) end
+
+function api.PreventUIRefresh(delta)
+  double.ui_refresh_prevented = double.ui_refresh_prevented + delta
+end
+
+-- Undo: nested blocks merge into the outermost, as in Reaper.
+function api.Undo_BeginBlock()
+  if double.undo_depth == 0 then double.undo_start = #double.changes + 1 end
+  double.undo_depth = double.undo_depth + 1
+end
+function api.Undo_BeginBlock2(_) api.Undo_BeginBlock() end
+
+function api.Undo_EndBlock(description, flags)
+  if double.undo_depth == 0 then error("Undo_EndBlock without Undo_BeginBlock", 2) end
+  double.undo_depth = double.undo_depth - 1
+  if double.undo_depth == 0 then
+    local changes = {}
+    for i = double.undo_start, #double.changes do changes[#changes + 1] = double.changes[i] end
+    double.undo_log[#double.undo_log + 1] = { description = description, flags = flags, changes = changes }
+  end
+end
+function api.Undo_EndBlock2(_, description, flags) api.Undo_EndBlock(description, flags) end
+
+-- ExtState -------------------------------------------------------------------------------------
+
+function api.SetExtState(section, key, value, persist)
+  double.ext_state[section] = double.ext_state[section] or {}
+  double.ext_state[section][key] = { value = tostring(value), persist = persist and true or false }
+end
+
+function api.GetExtState(section, key)
+  local entry = double.ext_state[section] and double.ext_state[section][key]
+  return entry and entry.value or ""
+end
+
+function api.HasExtState(section, key)
+  return double.ext_state[section] ~= nil and double.ext_state[section][key] ~= nil
+end
+
+function api.DeleteExtState(section, key, persist)
+  if double.ext_state[section] then double.ext_state[section][key] = nil end
+end
+
+--- What survives a Reaper restart: only persisted keys.
+function double.restart_reaper()
+  for _, keys in pairs(double.ext_state) do
+    for key, entry in pairs(keys) do
+      if not entry.persist then keys[key] = nil end
+    end
+  end
+end
+
+-- Selection and enumeration -------------------------------------------------------------------
+
+local function selected_items()
+  local list = {}
+  for _, item in ipairs(all_items()) do if item.selected then list[#list + 1] = item end end
+  return list
+end
+
+function api.CountSelectedMediaItems(_) return #selected_items() end
+function api.GetSelectedMediaItem(_, idx) return selected_items()[idx + 1] end
+function api.CountMediaItems(_) return #all_items() end
+function api.GetMediaItem(_, idx) return all_items()[idx + 1] end
+function api.CountTracks(_) return #double.project.tracks end
+function api.GetTrack(_, idx) return double.project.tracks[idx + 1] end
+function api.CountTrackMediaItems(track) return #track.items end
+function api.GetTrackMediaItem(track, idx) return track.items[idx + 1] end
+function api.GetMediaItem_Track(item) return item.track end
+
+function api.ValidatePtr2(_, pointer, type_name)
+  if type(pointer) ~= "table" then return false end
+  if type_name == "MediaItem*" then return pointer.kind == "item" and not pointer.deleted end
+  if type_name == "MediaItem_Take*" then return pointer.kind == "take" and not pointer.item.deleted end
+  if type_name == "MediaTrack*" then return pointer.kind == "track" end
+  return false
+end
+function api.ValidatePtr(pointer, type_name) return api.ValidatePtr2(0, pointer, type_name) end
+
+-- Items and takes ------------------------------------------------------------------------------
+
+local ITEM_VALUES = {
+  D_POSITION = "position_s", D_LENGTH = "length_s",
+}
+
+function api.GetMediaItemInfo_Value(item, parm)
+  if ITEM_VALUES[parm] then return item[ITEM_VALUES[parm]] end
+  if parm == "B_LOOPSRC" then return item.loop_source and 1 or 0 end
+  if parm == "B_UISEL" then return item.selected and 1 or 0 end
+  return 0
+end
+
+function api.SetMediaItemInfo_Value(item, parm, value)
+  if ITEM_VALUES[parm] then item[ITEM_VALUES[parm]] = value
+  elseif parm == "B_LOOPSRC" then item.loop_source = value ~= 0
+  elseif parm == "B_UISEL" then item.selected = value ~= 0
+  else return false end
+  change("item_value", { item = item.guid, parm = parm, value = value })
+  return true
+end
+
+function api.SetMediaItemSelected(item, selected) item.selected = selected end
+
+function api.GetSetMediaItemInfo_String(item, parm, value, set)
+  if parm == "GUID" then
+    if set then item.guid = value; change("item_string", { item = item.guid, parm = parm, value = value }) end
+    return true, item.guid
+  end
+  local ext = parm:match("^P_EXT:(.+)$")
+  if ext then
+    if set then
+      item.ext[ext] = value
+      change("item_string", { item = item.guid, parm = parm, value = value })
+      return true, value
+    end
+    if item.ext[ext] == nil then return false, "" end
+    return true, item.ext[ext]
+  end
+  if parm == "P_NOTES" then
+    if set then item.notes = value end
+    return true, item.notes or ""
+  end
+  return false, ""
+end
+
+function api.CountTakes(item) return #item.takes end
+function api.GetTake(item, idx) return item.takes[idx + 1] end
+function api.GetActiveTake(item) return item.active end
+function api.GetMediaItemTake_Item(take) return take.item end
+
+function api.SetActiveTake(take)
+  take.item.active = take
+  change("active_take", { item = take.item.guid, take = take.guid })
+end
+
+function api.AddTakeToMediaItem(item)
+  local take = new_take(item, nil)
+  item.takes[#item.takes + 1] = take
+  -- Reaper keeps the active take; the script chooses with SetActiveTake.
+  if not item.active then item.active = take end
+  change("add_take", { item = item.guid, take = take.guid })
+  return take
+end
+
+function api.TakeIsMIDI(take) return take.source ~= nil and take.source.type == "MIDI" end
+
+local TAKE_VALUES = { D_STARTOFFS = "startoffs_s", D_PLAYRATE = "playrate", I_CHANMODE = "chanmode" }
+
+function api.GetMediaItemTakeInfo_Value(take, parm)
+  local field = TAKE_VALUES[parm]
+  if field then return take[field] end
+  if parm == "D_VOL" then return 1 end
+  return 0
+end
+
+function api.SetMediaItemTakeInfo_Value(take, parm, value)
+  local field = TAKE_VALUES[parm]
+  if not field then return false end
+  take[field] = value
+  change("take_value", { item = take.item.guid, take = take.guid, parm = parm, value = value })
+  return true
+end
+
+function api.GetSetMediaItemTakeInfo_String(take, parm, value, set)
+  if parm == "P_NAME" then
+    if set then
+      take.name = value
+      change("take_string", { item = take.item.guid, take = take.guid, parm = parm, value = value })
+    end
+    return true, take.name
+  end
+  if parm == "GUID" then
+    if set then take.guid = value end
+    return true, take.guid
+  end
+  local ext = parm:match("^P_EXT:(.+)$")
+  if ext then
+    if set then
+      take.ext[ext] = value
+      change("take_string", { item = take.item.guid, take = take.guid, parm = parm, value = value })
+      return true, value
+    end
+    if take.ext[ext] == nil then return false, "" end
+    return true, take.ext[ext]
+  end
+  return false, ""
+end
+
+-- Sources --------------------------------------------------------------------------------------
+
+function api.GetMediaItemTake_Source(take) return take.source end
+
+function api.SetMediaItemTake_Source(take, source)
+  take.source = source
+  change("take_source", { item = take.item.guid, take = take.guid, file = source and source.file })
+  return true
+end
+
+function api.PCM_Source_CreateFromFile(path) return double.source({ file = path }) end
+function api.PCM_Source_CreateFromFileEx(path, _) return double.source({ file = path }) end
+
+function api.GetMediaSourceFileName(source, _) return source.file end
+function api.GetMediaSourceParent(source) return source.parent end
+function api.GetMediaSourceSampleRate(source) return source.sample_rate or 0 end
+function api.GetMediaSourceNumChannels(source) return source.channels or 0 end
+function api.GetMediaSourceLength(source) return source.length_s or 0, false end
+function api.GetMediaSourceType(source, _) return source.type end
+
+--- mode 0 begins (nonzero = more to do), mode 1 works (returns the percentage still to do),
+--- mode 2 finishes.
+function api.PCM_Source_BuildPeaks(source, mode)
+  if mode == 0 then
+    if source.peaks_built then return 0 end
+    source.peaks_remaining = 100
+    return 1
+  elseif mode == 1 then
+    source.peaks_remaining = math.max(0, (source.peaks_remaining or 0) - 50)
+    return source.peaks_remaining
+  elseif mode == 2 then
+    source.peaks_built = true
+    return 0
+  end
+  return 0
+end
+
+-- A snapshot for assertions (plain data, JSON friendly) ----------------------------------------
+
+function double.snapshot()
+  local tracks = {}
+  for ti, track in ipairs(double.project.tracks) do
+    local list = {}
+    for _, item in ipairs(track.items) do
+      local takes = {}
+      for _, take in ipairs(item.takes) do
+        takes[#takes + 1] = {
+          guid = take.guid, name = take.name, file = take.source and take.source.file or "",
+          startoffs_s = take.startoffs_s, playrate = take.playrate, ext = take.ext,
+          active = item.active == take, peaks_built = take.source and take.source.peaks_built or false,
+          sample_rate = take.source and take.source.sample_rate or 0,
+        }
+      end
+      list[#list + 1] = { guid = item.guid, position_s = item.position_s, length_s = item.length_s,
+        selected = item.selected, takes = takes }
+    end
+    tracks[ti] = { guid = track.guid, items = list }
+  end
+  local ext = {}
+  for section, keys in pairs(double.ext_state) do
+    ext[section] = {}
+    for key, entry in pairs(keys) do ext[section][key] = entry.value end
+  end
+  local scripts = {}
+  for i, script in ipairs(double.scripts) do
+    scripts[i] = { path = script.path, alive = script.alive, errors = script.errors }
+  end
+  return {
+    tracks = tracks, undo_log = double.undo_log, changes = double.changes, messages = double.messages,
+    console = table.concat(double.console), exec_log = double.exec_log, dialogs = double.dialogs,
+    ext_state = ext, toggle_states = double.toggle_states, errors = double.errors,
+    ui_refresh_prevented = double.ui_refresh_prevented, undo_depth = double.undo_depth,
+    scripts = scripts, commands = double.commands,
+  }
+end
+
+double.reset()
+return double

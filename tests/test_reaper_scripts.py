@@ -1,0 +1,557 @@
+"""The VampBridge ReaScripts, run as real files under Lua 5.4 with the reaper test double
+(tests/lua/reaper_double.lua) against a stand-in service written with python-osc
+(tests/lua/fake_service.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "lua"))
+from fake_service import FakeService, build, decode, free_udp_port, write_wav  # noqa: E402
+from scenario import LUA, Scenario, all_items, item_by_guid  # noqa: E402
+
+pytestmark = pytest.mark.skipif(LUA is None, reason="lua5.4 is not installed")
+
+# Lua shared by the scenarios: settings from P.settings, a helper to add an item on the test
+# WAV, and one to run a script until it ends.
+PRELUDE = """
+H.settings(P.settings)
+local function item(spec)
+  spec.source = spec.source or { file = P.wav }
+  return double.add_item(spec)
+end
+local function run_to_end(action, timeout_s)
+  local script = H.run(action)
+  double.pump_until(function() return not script.alive end, timeout_s or 10, action .. " to end")
+  return script
+end
+local function name_has(it, text)
+  return function() return it.active.name:find(text, 1, true) ~= nil end
+end
+"""
+
+
+@pytest.fixture
+def wav(tmp_path) -> Path:
+    path = tmp_path / "drums.wav"
+    write_wav(path, 4.0, 44100, 2)
+    return path
+
+
+@pytest.fixture
+def service():
+    services = []
+
+    def make(**options) -> FakeService:
+        svc = FakeService(**options)
+        services.append(svc)
+        return svc
+
+    yield make
+    for svc in services:
+        svc.close()
+
+
+def settings_for(port: int, tmp_path: Path, **extra) -> dict:
+    values = dict(port=port, reply_timeout_s=0.3, startup_wait_s=1.0, autostart="",
+                  output_dir=str(tmp_path / "renders"), n_variations=2, preset="balanced", fx="none")
+    values.update(extra)
+    return values
+
+
+def scenario(tmp_path, code, **params) -> Scenario:
+    return Scenario(tmp_path, PRELUDE + code, **params)
+
+
+def vamp_request(args: list) -> dict:
+    names = ["id", "reply_port", "token", "client", "source_path", "start_s", "length_s", "playrate", "sample_rate",
+             "channels", "item_guid", "take_guid", "mask", "sampling", "fx", "n_variations", "seed", "output_dir"]
+    assert len(args) == len(names)
+    return dict(zip(names, args))
+
+
+def changes_outside_undo(report) -> list[dict]:
+    return [c for c in report["changes"] if not c["undo_block"]]
+
+
+# Vamp selected items ------------------------------------------------------------------------
+
+
+def test_each_item_gets_its_variations_as_takes_in_one_undo_step(tmp_path, wav, service):
+    svc = service()
+    report = scenario(tmp_path, """
+      local a = item{ track = 1, position_s = 2, length_s = 1.5, startoffs_s = 0.5 }
+      local b = item{ track = 2, position_s = 5, length_s = 1, startoffs_s = 1, playrate = 2 }
+      run_to_end("Vamp selected items")
+      H.out.a, H.out.b = a.guid, b.guid
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+
+    assert report["errors"] == [] and report["messages"] == []
+    requests = {vamp_request(args)["item_guid"]: vamp_request(args) for args in svc.requests_to("vamp")}
+    assert len(report["undo_log"]) == 2
+    for guid, undo in zip([report["out"]["a"], report["out"]["b"]], report["undo_log"]):
+        item = item_by_guid(report, guid)
+        original, *new = item["takes"]
+        assert original["name"] == "drums.wav"  # the progress text is gone again
+        assert [t["name"] for t in new] == ["vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+        for k, take in enumerate(new):
+            assert Path(take["file"]).is_file()
+            assert take["file"].startswith(str(tmp_path / "renders"))
+            assert take["ext"]["vampbridge_recipe"] == take["file"][:-4] + ".json"
+            assert take["startoffs_s"] == 0 and take["playrate"] == 1
+            assert take["peaks_built"]
+        assert new[-1]["active"]
+        # One undo step per job, holding exactly this item's new takes.
+        assert undo["flags"] == -1
+        assert undo["description"] == 'VampBridge: vamp "drums.wav" (2 takes)'
+        assert {c["item"] for c in undo["changes"]} == {guid}
+        assert [c["take"] for c in undo["changes"] if c["op"] == "add_take"] == [t["guid"] for t in new]
+        assert requests[guid]["take_guid"] == original["guid"]
+    # Outside the undo steps only the progress text on the original takes changed.
+    assert {(c["op"], c["parm"]) for c in changes_outside_undo(report)} == {("take_string", "P_NAME")}
+    assert report["ui_refresh_prevented"] == 0 and report["undo_depth"] == 0
+    # Every result was acknowledged, after its take existed.
+    acks = sorted((args[3], args[4]) for args in svc.requests_to("ack"))
+    assert acks == sorted((job, k) for job in {a[0] for a in svc.requests_to("vamp")} for k in range(2))
+    assert svc.unacked == {}
+
+
+def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service):
+    svc = service()
+    mono = tmp_path / "voice.wav"
+    write_wav(mono, 3.0, 22050, 1)
+    report = scenario(tmp_path, """
+      local a = item{ position_s = 2, length_s = 1.5, startoffs_s = 0.5 }
+      local b = item{ position_s = 5, length_s = 1, startoffs_s = 1, playrate = 2, source = { file = P.mono } }
+      run_to_end("Vamp selected items")
+      reaper.GetSetProjectInfo(0, "PROJECT_SRATE", 48000, true)
+      for _, it in ipairs({ a, b }) do it.selected = it == a end
+      run_to_end("Vamp selected items")
+      H.out.a, H.out.b = a.guid, b.guid
+    """, wav=str(wav), mono=str(mono), settings=settings_for(svc.port, tmp_path, seed=7, fx="glue")).run()
+
+    first_a, first_b, second_a = [vamp_request(args) for args in svc.requests_to("vamp")]
+    assert (first_a["source_path"], first_a["start_s"], first_a["length_s"], first_a["playrate"]) == (
+        str(wav), 0.5, 1.5, 1.0)
+    # Playrate 2: one second of item plays two seconds of source.
+    assert (first_b["source_path"], first_b["start_s"], first_b["length_s"], first_b["playrate"]) == (
+        str(mono), 1.0, 2.0, 2.0)
+    # The project follows the device (0): the source's rate; then the project's own rate.
+    assert (first_a["sample_rate"], first_a["channels"]) == (44100, 2)
+    assert (first_b["sample_rate"], first_b["channels"]) == (22050, 1)
+    assert (second_a["sample_rate"], second_a["item_guid"]) == (48000, report["out"]["a"])
+    assert first_a["client"] == "reaper:/tmp/vampbridge-test/song.rpp"
+    assert (first_a["mask"], first_a["fx"], first_a["n_variations"], first_a["seed"], first_a["sampling"]) == (
+        "balanced", "glue", 2, 7, "")
+    assert first_a["output_dir"] == str(tmp_path / "renders")
+    assert first_a["token"] == "" and first_a["id"] != first_b["id"]
+
+
+def test_time_selection_limits_the_region_and_places_the_take_under_it(tmp_path, service):
+    long_wav = tmp_path / "long.wav"
+    write_wav(long_wav, 8.0, 44100, 2)
+    svc = service()
+    report = scenario(tmp_path, """
+      local a = item{ position_s = 2, length_s = 4, startoffs_s = 0.5 }
+      local b = item{ track = 2, position_s = 2, length_s = 2, startoffs_s = 0, playrate = 2 }
+      local c = item{ track = 3, position_s = 20, length_s = 1, startoffs_s = 0.25 }
+      double.set_time_selection(3, 4.5)
+      run_to_end("Vamp selected items")
+      H.out.guids = { a.guid, b.guid, c.guid }
+    """, wav=str(long_wav), settings=settings_for(svc.port, tmp_path, n_variations=1)).run()
+
+    a, b, c = report["out"]["guids"]
+    regions = {r["item_guid"]: (r["start_s"], r["length_s"]) for r in map(vamp_request, svc.requests_to("vamp"))}
+    assert regions[a] == pytest.approx((1.5, 1.5))  # [3, 4.5] of an item at 2 whose take starts at 0.5
+    assert regions[b] == pytest.approx((2.0, 2.0))  # [3, 4] at playrate 2: 2 s of source from 2 s
+    assert regions[c] == pytest.approx((0.25, 1.0))  # no intersection: the whole item
+    # The variation starts where the time selection did.
+    assert item_by_guid(report, a)["takes"][1]["startoffs_s"] == pytest.approx(-1.0)
+    assert item_by_guid(report, b)["takes"][1]["startoffs_s"] == pytest.approx(-1.0)
+    assert item_by_guid(report, c)["takes"][1]["startoffs_s"] == 0
+    assert len(report["undo_log"]) == 3
+
+
+def test_source_region_arithmetic(tmp_path):
+    report = Scenario(tmp_path, """
+      local items = require("vampbridge_items")
+      local function region(g)
+        local r, why = items.source_region(g)
+        return r or { error = why }
+      end
+      H.out.plain = region{ position_s = 1, length_s = 2, startoffs_s = 0.5, playrate = 1, source_length_s = 10 }
+      H.out.extended_left = region{ position_s = 1, length_s = 2, startoffs_s = -0.5, playrate = 1, source_length_s = 10 }
+      H.out.past_the_end = region{ position_s = 0, length_s = 4, startoffs_s = 1, playrate = 2, source_length_s = 5 }
+      H.out.selection = region{ position_s = 10, length_s = 4, startoffs_s = 0, playrate = 0.5, source_length_s = 10,
+        sel_start_s = 11, sel_end_s = 13 }
+      H.out.selection_elsewhere = region{ position_s = 10, length_s = 1, startoffs_s = 0, playrate = 1,
+        sel_start_s = 0, sel_end_s = 5 }
+      H.out.nothing = region{ position_s = 0, length_s = 1, startoffs_s = 6, playrate = 1, source_length_s = 5 }
+    """).run()["out"]
+    assert report["plain"] == {"start_s": 0.5, "length_s": 2, "item_offset_s": 0, "partial": False}
+    # Left of the source start there is only silence: the region starts at 0, 0.5 s into the item.
+    assert report["extended_left"] == {"start_s": 0, "length_s": 1.5, "item_offset_s": 0.5, "partial": False}
+    assert report["past_the_end"] == {"start_s": 1, "length_s": 4, "item_offset_s": 0, "partial": False}
+    assert report["selection"] == {"start_s": 0.5, "length_s": 1, "item_offset_s": 1, "partial": True}
+    assert report["selection_elsewhere"]["length_s"] == 1 and not report["selection_elsewhere"]["partial"]
+    assert report["nothing"] == {"error": "there is no source audio under the item"}
+
+
+def test_midi_items_are_skipped_with_a_message(tmp_path, wav, service):
+    svc = service()
+    report = scenario(tmp_path, """
+      item{ position_s = 0, length_s = 1, name = "Bass MIDI", source = { type = "MIDI", file = "" } }
+      local audio = item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.audio = audio.guid
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path, n_variations=1)).run()
+    assert 'item 1 ("Bass MIDI") skipped: it is a MIDI item' in report["console"]
+    assert [vamp_request(a)["item_guid"] for a in svc.requests_to("vamp")] == [report["out"]["audio"]]
+    assert report["messages"] == []
+
+
+def test_only_midi_selected_says_so_and_sends_nothing(tmp_path, service):
+    svc = service()
+    report = scenario(tmp_path, """
+      item{ position_s = 0, length_s = 1, name = "Keys", source = { type = "MIDI", file = "" } }
+      run_to_end("Vamp selected items")
+    """, settings=settings_for(svc.port, tmp_path)).run()
+    (message,) = report["messages"]
+    assert "Select one or more audio items" in message["message"]
+    assert "MIDI" in message["message"]
+    assert svc.requests == []
+
+
+def test_takes_follow_an_item_moved_while_the_job_runs(tmp_path, wav, service):
+    svc = service(hold_after=0)
+    report = scenario(tmp_path, """
+      local it = item{ track = 1, position_s = 2, length_s = 1 }
+      local script = H.run("Vamp selected items")
+      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      H.out.progress_name = it.active.name
+      double.move_item(it, 30, 3)
+      H.send(P.control_port, "/test/release")
+      double.pump_until(function() return not script.alive end, 10, "the script to end")
+      H.out.guid = it.guid
+    """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
+    assert report["out"]["progress_name"].startswith("drums.wav [VampBridge ")
+    moved = report["tracks"][2]["items"][0]
+    assert moved["guid"] == report["out"]["guid"] and moved["position_s"] == 30
+    assert [t["name"] for t in moved["takes"]] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    assert len(report["undo_log"]) == 1
+
+
+def test_item_deleted_while_the_job_runs_leaves_the_files_and_says_where(tmp_path, wav, service):
+    svc = service(hold_after=0)
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      local script = H.run("Vamp selected items")
+      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      double.delete_item(it)
+      H.send(P.control_port, "/test/release")
+      double.pump_until(function() return not script.alive end, 10, "the script to end")
+    """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
+    assert report["undo_log"] == []
+    assert "was deleted; its variations stay on disk" in report["console"]
+    (job,) = svc.requests_to("vamp")
+    for k in range(2):
+        output = tmp_path / "renders" / f"{job[0]}_v{k}.wav"
+        assert output.is_file() and str(output) in report["console"]
+    assert len(svc.requests_to("ack")) == 2  # told the user, so nothing is re-delivered later
+
+
+def test_service_not_running_is_auto_started_then_explained(tmp_path, wav):
+    port = free_udp_port()  # nothing listens here
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.name = it.active.name
+    """, wav=str(wav), settings=settings_for(port, tmp_path, autostart="vampbridge serve --port {port}")).run()
+    assert report["exec_log"] == [{"command": f"vampbridge serve --port {port}", "timeout_ms": -1}]
+    (message,) = report["messages"]
+    text = message["message"]
+    assert f"127.0.0.1:{port} does not answer" in text
+    assert f'started with "vampbridge serve --port {port}"' in text
+    assert "VampBridge - Settings" in text and "firewall" in text
+    assert report["out"]["name"] == "drums.wav"
+    assert report["undo_log"] == [] and report["errors"] == []
+
+
+def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
+    svc = service(down=True)
+    report = scenario(tmp_path, """
+      double.on_exec = function(command)
+        H.send(P.control_port, "/test/start") -- what the command would do
+        return ""
+      end
+      local it = item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.names = H.take_names(it)
+    """, wav=str(wav), control_port=svc.control_port,
+        settings=settings_for(svc.port, tmp_path, autostart="start-it", startup_wait_s=5)).run()
+    assert [e["command"] for e in report["exec_log"]] == ["start-it"]
+    assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    assert report["messages"] == []
+
+
+def test_results_are_redelivered_after_the_service_restarts_mid_job(tmp_path, wav, service):
+    svc = service(hold_after=1)
+    report = scenario(tmp_path, """
+      double.on_exec = function(command)
+        H.send(P.control_port, "/test/start")
+        return ""
+      end
+      local it = item{ position_s = 2, length_s = 1 }
+      local script = H.run("Vamp selected items")
+      double.pump_until(name_has(it, "1 ready"), 10, "the first variation")
+      H.send(P.control_port, "/test/crash")
+      H.send(P.control_port, "/test/release") -- the restarted service runs the job to its end
+      double.pump_until(function() return not script.alive end, 15, "the script to end")
+      H.out.names = H.take_names(it)
+    """, wav=str(wav), control_port=svc.control_port,
+        settings=settings_for(svc.port, tmp_path, autostart="restart-service", startup_wait_s=5)).run()
+    assert report["errors"] == [] and report["messages"] == []
+    assert svc.starts == 2
+    # Variation 0 arrived before the crash and again through `pending`; it is added once.
+    assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    (undo,) = report["undo_log"]
+    assert len([c for c in undo["changes"] if c["op"] == "add_take"]) == 2
+    after_restart = svc.addresses()[svc.addresses().index("/vampbridge/vamp") + 1:]
+    assert {"/vampbridge/hello", "/vampbridge/pending", "/vampbridge/status", "/vampbridge/resume"} <= set(after_restart)
+    assert svc.unacked == {}
+
+
+def test_a_lost_result_is_fetched_with_pending_before_the_takes_are_added(tmp_path, wav, service):
+    svc = service(lose_first_result=True)
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.names = H.take_names(it)
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    assert len(report["undo_log"]) == 1
+    assert len(svc.requests_to("pending")) == 2  # once at start, once for the missing result
+
+
+def test_without_luasocket_the_script_says_how_to_install_it(tmp_path, wav):
+    report = scenario(tmp_path, """
+      package.loaded.socket = nil
+      package.preload.socket = function() error("module 'socket' not found") end
+      item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path)).run()
+    (message,) = report["messages"]
+    assert "mavriq-lua-sockets" in message["message"]
+    assert "ReaPack" in message["message"] and "restart Reaper" in message["message"]
+    assert report["errors"] == []
+
+
+# Listener -----------------------------------------------------------------------------------
+
+
+def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, service):
+    svc = service(hold_after=0)
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1.5 }
+      double.set_time_selection(2.5, 3)
+      local vamp = H.run("Vamp selected items")
+      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      double.terminate(vamp)                    -- the user stopped it
+      H.out.name_after_stop = it.active.name
+      H.send(P.control_port, "/test/release")  -- the job finishes with nobody listening
+      local listener = H.run("Listener", 60001)
+      H.out.toggle_running = reaper.GetToggleCommandStateEx(0, 60001)
+      double.pump_until(function() return #double.undo_log == 1 end, 10, "the listener to add the takes")
+      double.terminate(listener)
+      H.out.toggle_stopped = reaper.GetToggleCommandStateEx(0, 60001)
+      H.out.names = H.take_names(it)
+      H.out.startoffs = it.active.startoffs_s
+      H.out.recipe = it.active.ext.vampbridge_recipe
+    """, wav=str(wav), control_port=svc.control_port,
+        settings=settings_for(svc.port, tmp_path, listener_port=free_udp_port(), listener_poll_s=0.3)).run()
+    out = report["out"]
+    assert out["name_after_stop"] == "drums.wav"
+    assert "still running in the service" in report["console"]
+    assert out["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    assert out["startoffs"] == pytest.approx(-0.5)  # under the time selection, as the script would have put it
+    assert out["recipe"].endswith("_v1.json")
+    assert (out["toggle_running"], out["toggle_stopped"]) == (1, 0)
+    assert report["undo_log"][0]["description"].startswith("VampBridge: collected")
+    assert svc.unacked == {}
+    assert report["errors"] == []
+
+
+class ListenerClient:
+    """The companion's side of the listener protocol, with python-osc."""
+
+    def __init__(self, port: int, token: str = ""):
+        self.port, self.token = port, token
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5)
+        self.count = 0
+
+    def ask(self, name: str, types: str, *values, token: str | None = None, timeout_s: float = 5):
+        self.count += 1
+        request_id = f"gui-{self.count}"
+        self.sock.settimeout(timeout_s)
+        packet = build(f"/vampbridge/{name}", "sis" + types, request_id, self.sock.getsockname()[1],
+                       self.token if token is None else token, *values)
+        self.sock.sendto(packet, ("127.0.0.1", self.port))
+        try:
+            (reply,) = decode(self.sock.recvfrom(65535)[0])
+        except socket.timeout:
+            return None
+        assert reply.params[0] == request_id
+        return reply.address, reply.params[1:]
+
+
+def test_listener_answers_take_and_locate_from_the_companion(tmp_path, wav):
+    listener_port = free_udp_port()
+    render = tmp_path / "render.wav"
+    write_wav(render, 1.0, 44100, 2)
+    sc = scenario(tmp_path, """
+      local it = item{ position_s = 4, length_s = 2, startoffs_s = 0.25, playrate = 0.5 }
+      H.out.guid = it.guid
+      io.stdout:write("GUID " .. it.guid .. "\\n")
+      local listener = H.run("Listener", 60002)
+      H.out.toggle_running = reaper.GetToggleCommandStateEx(0, 60002)
+      H.ready("listening")
+      H.wait_for_python()
+      double.terminate(listener)
+      H.out.toggle_stopped = reaper.GetToggleCommandStateEx(0, 60002)
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, listener_port=listener_port,
+                                               token="s3cret")).start()
+    try:
+        sc.wait_ready("listening")
+        guid = next(line.split()[1] for line in sc.stdout if line.startswith("GUID "))
+        gui = ListenerClient(listener_port, token="s3cret")
+
+        assert gui.ask("ping", "") == ("/vampbridge/pong", [])
+        assert gui.ask("locate", "s", guid) == ("/vampbridge/located", [True, str(wav), 0.25, 1.0, 0.5, 44100, 2])
+        assert gui.ask("locate", "s", "{00000000-0000-0000-0000-000000000000}")[1][0] is False
+        assert gui.ask("take", "ssss", guid, str(render), "/r/recipe.json", "vamp 9 creative s5") == (
+            "/vampbridge/take_added", [True, ""])
+        assert gui.ask("take", "ssss", guid, str(render), "/r/recipe.json", "vamp 9 creative s5") == (
+            "/vampbridge/take_added", [True, "the item already has this take"])
+        address, (ok, text) = gui.ask("take", "ssss", "{DEAD}", str(render), "", "x")
+        assert ok is False and "no item with GUID {DEAD}" in text
+        address, (code, text) = gui.ask("take", "s", guid)
+        assert (address, code) == ("/vampbridge/error", "bad_request")
+        # A wrong token is dropped without an answer, as the service does.
+        assert gui.ask("ping", "", token="wrong", timeout_s=0.5) is None
+    finally:
+        sc.resume()
+        report = sc.finish()
+    item = all_items(report)[0]
+    assert [t["name"] for t in item["takes"]] == ["drums.wav", "vamp 9 creative s5"]
+    new = item["takes"][1]
+    assert new["file"] == str(render) and new["ext"] == {"vampbridge_recipe": "/r/recipe.json"} and new["active"]
+    assert [u["description"] for u in report["undo_log"]] == ['VampBridge: add take "vamp 9 creative s5"']
+    assert (report["out"]["toggle_running"], report["out"]["toggle_stopped"]) == (1, 0)
+    assert report["errors"] == []
+
+
+# Open in editor, re-render, settings --------------------------------------------------------
+
+
+@pytest.mark.parametrize("editor", [False, True])
+def test_open_in_editor(tmp_path, wav, service, editor):
+    svc = service(editor=editor)
+    report = scenario(tmp_path, """
+      item{ position_s = 1, length_s = 2, startoffs_s = 0.5 }
+      run_to_end("Open selected item in editor")
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    (request,) = svc.requests_to("open")
+    assert request[3:9] == ["reaper:/tmp/vampbridge-test/song.rpp", str(wav), 0.5, 2.0, 1.0, 44100]
+    if editor:
+        assert report["messages"] == [] and 'opened "drums.wav" in the editor' in report["console"]
+    else:
+        (message,) = report["messages"]
+        assert "no editor" in message["message"] and "vampbridge gui" in message["message"]
+    assert svc.requests_to("pending") == [] and report["exec_log"] == []
+
+
+def test_rerender_asks_for_fx_and_seed_and_adds_the_render(tmp_path, wav, service):
+    svc = service()
+    recipe = tmp_path / "old.json"
+    recipe.write_text(json.dumps(dict(source_path=str(wav), start_s=0.0, length_s=1.0, playrate=1.0,
+                                      sample_rate=44100, channels=2, mask="balanced", fx="none", seed=3)))
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 1, length_s = 2, source = { file = P.wav } }
+      local take = reaper.AddTakeToMediaItem(it)
+      reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(P.wav))
+      reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", "vamp 1 balanced s3", true)
+      reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:vampbridge_recipe", P.recipe, true)
+      reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", -0.5)
+      reaper.SetActiveTake(take)
+      item{ track = 2, position_s = 0, length_s = 1 }   -- selected, but not a VampBridge take
+      double.user_inputs = { { "glue", "x" }, { "glue", "7" } }
+      run_to_end("Re-render selected takes")
+      H.out.names = H.take_names(it)
+      H.out.startoffs = it.active.startoffs_s
+    """, wav=str(wav), recipe=str(recipe), settings=settings_for(svc.port, tmp_path)).run()
+    (request,) = svc.requests_to("rerender")
+    assert request[3:8] == ["reaper:/tmp/vampbridge-test/song.rpp", str(recipe), "glue", 7, str(tmp_path / "renders")]
+    assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s3", "vamp 1 balanced s7 glue"]
+    assert report["out"]["startoffs"] == pytest.approx(-0.5)
+    first, second = report["dialogs"]
+    assert first["captions"] == ["Effect chain (empty = as recorded)", "Seed (-1 = as recorded)"]
+    assert second["defaults"] == ["glue", "x"]  # asked again with what was typed
+    (seed_message,) = report["messages"]
+    assert "seed must be a whole number" in seed_message["message"]
+    assert "1 selected item(s) skipped" in report["console"]
+    assert len(report["undo_log"]) == 1
+    assert report["undo_log"][-1]["description"].startswith('VampBridge: re-render of "vamp 1 balanced s3"')
+
+
+def test_rerender_cancelled_sends_nothing(tmp_path, wav, service):
+    svc = service()
+    scenario(tmp_path, """
+      local it = item{ position_s = 1, length_s = 2 }
+      reaper.GetSetMediaItemTakeInfo_String(it.active, "P_EXT:vampbridge_recipe", "/r.json", true)
+      double.user_inputs = { false }
+      run_to_end("Re-render selected takes")
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    assert svc.requests == []
+
+
+def test_settings_dialog_saves_valid_values_and_re_asks_for_invalid_ones(tmp_path):
+    report = Scenario(tmp_path, """
+      double.user_inputs = {
+        { "10.0.0.5", "70000", "9100", "tok", "creative", "4", "glue", "/renders", "" },
+        { "10.0.0.5", "9200", "9100", "tok", "creative", "4", "glue", "/renders", "" },
+      }
+      H.run("Settings")
+      double.user_inputs = { false }
+      H.run("Settings")
+    """).run()
+    first, second, third = report["dialogs"]
+    assert first["captions"][:3] == ["Service host", "Service port", "Listener port"]
+    assert first["defaults"][:3] == ["127.0.0.1", "9071", "9072"]
+    assert first["defaults"][8] == "vampbridge serve --port {port}"
+    assert "between 1 and 65535" in report["messages"][0]["message"]
+    assert second["defaults"][1] == "70000"  # the user's entry comes back to be corrected
+    assert third["defaults"][1] == "9200"    # what was saved
+    stored = report["ext_state"]["VampBridge"]
+    assert stored["host"] == "10.0.0.5" and stored["port"] == "9200" and stored["n_variations"] == "4"
+    assert stored["fx"] == "glue" and stored["output_dir"] == "/renders" and stored["autostart"] == ""
+    assert "settings saved (service 10.0.0.5:9200, renders in /renders)" in report["console"]
+
+
+def test_default_output_folder_is_beside_the_project_file(tmp_path):
+    report = Scenario(tmp_path, """
+      local settings = require("vampbridge_settings")
+      H.out.saved = settings.output_dir(settings.load())
+      double.project.file = ""
+      H.out.unsaved = settings.output_dir(settings.load())
+      H.out.client = settings.client_name()
+    """).run()["out"]
+    assert report["saved"] == "/tmp/vampbridge-test/VampBridge"
+    assert report["unsaved"] == "/tmp/vampbridge-test/Media/VampBridge"
+    assert report["client"] == "reaper:unsaved project"
