@@ -1,0 +1,349 @@
+"""The `vampbridge` command line: vamp, bounce, rerender, models, serve, gui, study, trace, demo.
+
+Every command reports bad input as one line on stderr with a non-zero exit, never a traceback.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".mp3", ".ogg"}
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    pass
+
+
+# --- shared options --------------------------------------------------------------------------------
+
+
+def add_vamp_options(p):
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("-n", "--variations", type=int, default=None, help="variations per input (default 3)")
+    p.add_argument("--preset", help="mask preset: subtle, balanced, creative, rhythm")
+    p.add_argument("--mask", help="mask recipe as JSON text or @file.json (overrides --preset fields)")
+    p.add_argument("--seed", type=int, help="seed of the first variation (default: random, recorded)")
+    p.add_argument("--steps", type=int, help="coarse sampling steps (default 36)")
+    p.add_argument("--c2f-steps", type=int, help="coarse-to-fine sampling steps (default 2)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    p.add_argument("--sampling", help="more sampling options as JSON text or @file.json")
+    p.add_argument("--fx", help="effect chain: preset name (none, glue, space, lofi, wide), JSON or @file.json")
+    p.add_argument("--start", type=float, default=0.0, help="region start in source seconds")
+    p.add_argument("--length", type=float, help="region length in source seconds (default: to the end)")
+    p.add_argument("--per-channel", action="store_true", help="vamp each channel separately (same seed)")
+    p.add_argument("--float32", action="store_true", help="write 32-bit float WAV instead of 24-bit")
+    add_model_options(p)
+
+
+def add_model_options(p):
+    p.add_argument("--model", help="model folder with codec.pth, coarse.pth, c2f.pth (default: installed or bundled)")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+
+
+def request_from_args(args, source_path, **overrides):
+    from .request import VampRequest, load_json_argument
+
+    mask = args.preset or "balanced"
+    if args.mask:
+        mask = load_json_argument(args.mask, "mask")
+        if isinstance(mask, dict) and args.preset and "preset" not in mask:
+            mask = {"preset": args.preset, **mask}
+    sampling = dict(load_json_argument(args.sampling, "sampling") or {}) if args.sampling else {}
+    for key, value in (("sampling_steps", args.steps), ("c2f_sampling_steps", args.c2f_steps),
+                       ("temperature", args.temperature)):
+        if value is not None:
+            sampling[key] = value
+    fields = dict(source_path=str(source_path), start_s=args.start, length_s=args.length, mask=mask,
+                  sampling=sampling, fx=load_json_argument(args.fx, "fx") if args.fx else "none",
+                  n_variations=args.variations or 3, seed=args.seed, output_dir=str(Path(args.output).resolve()),
+                  per_channel=args.per_channel, bit_depth="float32" if args.float32 else 24)
+    fields.update(overrides)
+    return VampRequest.from_dict(fields)
+
+
+class ProgressBar:
+    """One tqdm bar per job: fraction of the job, with clip, stage and variation in the text."""
+
+    def __init__(self, label: str, position: int = 0):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=1000, desc=label, unit="‰", leave=True, position=position, file=sys.stderr,
+                        bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix} [{elapsed}<{remaining}]")
+
+    def __call__(self, progress):
+        done = int(progress.fraction * 1000)
+        self.bar.update(max(0, done - self.bar.n))
+        variation = f" v{progress.variation + 1}" if progress.variation >= 0 else ""
+        self.bar.set_postfix_str(f"{progress.stage}{variation}", refresh=False)
+
+    def close(self):
+        self.bar.update(self.bar.total - self.bar.n)
+        self.bar.close()
+
+
+def make_pipeline(args):
+    from .pipeline import Pipeline
+
+    return Pipeline(model_dir=getattr(args, "model", None), device=getattr(args, "device", None))
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def cmd_vamp(args):
+    pipeline = make_pipeline(args)
+    request = request_from_args(args, args.input)
+    request.validate()  # errors before any model loading
+    bar = ProgressBar(Path(args.input).name)
+    try:
+        results = pipeline.run(request, on_progress=bar)
+    finally:
+        bar.close()
+    for r in results:
+        print(f"{r.take_name}: {r.audio_path}" + (" (already there)" if r.reused else ""))
+    return 0
+
+
+def collect_inputs(paths):
+    """Files, folders (recursively, audio files only) and JSON job lists -> [(source, overrides)]."""
+    jobs = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            if not files:
+                raise CliError(f"folder {path} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+            jobs += [(f, {}) for f in files]
+        elif path.suffix.lower() == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise CliError(f"cannot read job list {path}: {e}") from None
+            entries = data.get("jobs") if isinstance(data, dict) else data
+            if not isinstance(entries, list):
+                raise CliError(f"job list {path} must be a list of jobs or {{\"jobs\": [...]}}")
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, dict) or "source_path" not in entry:
+                    raise CliError(f"job list {path}: entry {i} needs a source_path")
+                entry = dict(entry)
+                source = Path(entry.pop("source_path")).expanduser()
+                if not source.is_absolute():
+                    source = path.parent / source
+                jobs.append((source, entry))
+        else:
+            jobs.append((path, {}))
+    return jobs
+
+
+def cmd_bounce(args):
+    from .request import RequestError
+
+    jobs = collect_inputs(args.inputs)
+    pipeline = make_pipeline(args)
+    summary = []
+    for n, (source, overrides) in enumerate(jobs, 1):
+        label = f"[{n}/{len(jobs)}] {source.name}"
+        started = time.perf_counter()
+        try:
+            request = request_from_args(args, source, **overrides)
+            bar = ProgressBar(label)
+            try:
+                results = pipeline.run(request, on_progress=bar)
+            finally:
+                bar.close()
+            reused = sum(r.reused for r in results)
+            summary.append((str(source), "ok", f"{len(results) - reused} new, {reused} kept",
+                            time.perf_counter() - started))
+        except KeyboardInterrupt:
+            summary.append((str(source), "cancelled", "", time.perf_counter() - started))
+            print_summary(summary)
+            return 130
+        except (RequestError, ValueError, OSError) as e:
+            print(f"error: {source}: {e}", file=sys.stderr)
+            summary.append((str(source), "FAILED", str(e).splitlines()[0][:80], time.perf_counter() - started))
+    print_summary(summary)
+    return EXIT_FAILED if any(s[1] != "ok" for s in summary) else 0
+
+
+def print_summary(rows):
+    width = max([len("input")] + [len(r[0]) for r in rows])
+    print(f"\n{'input':<{width}}  {'state':<9}  {'seconds':>7}  details")
+    for source, state, details, seconds in rows:
+        print(f"{source:<{width}}  {state:<9}  {seconds:7.1f}  {details}")
+    failed = sum(r[1] != "ok" for r in rows)
+    print(f"{len(rows) - failed} of {len(rows)} inputs done" + (f", {failed} failed" if failed else ""))
+
+
+def cmd_rerender(args):
+    pipeline = make_pipeline(args)
+    bar = ProgressBar(Path(args.recipe).name)
+    try:
+        fx = None
+        if args.fx:
+            from .request import load_json_argument
+
+            fx = load_json_argument(args.fx, "fx")
+        result = pipeline.rerender(args.recipe, fx=fx, seed=args.seed, output_path=args.output, on_progress=bar)
+    finally:
+        bar.close()
+    print(f"{result.take_name}: {result.audio_path}")
+    return 0
+
+
+def cmd_models(args):
+    from . import models
+
+    if args.action == "make-random":
+        from .engine.random_weights import make_random
+
+        directory = make_random(args.dir, size=args.size, seed=args.seed)
+        print(f"wrote random {args.size} weights (seed {args.seed}) to {directory}")
+        return 0
+    handler = getattr(models, f"cli_{args.action.replace('-', '_')}", None)
+    if handler is None:
+        raise CliError(f"`vampbridge models {args.action}` is not available in this build")
+    return handler(args)
+
+
+def cmd_serve(args):
+    from .osc.server import serve
+
+    return serve(host=args.host, port=args.port, token=args.token, model_dir=args.model, device=args.device) or 0
+
+
+def cmd_gui(args):
+    from gui.app import main as gui_main
+
+    return gui_main(args.file, model_dir=args.model, device=args.device) or 0
+
+
+def cmd_study(args):
+    from .studies import cli_study
+
+    return cli_study(args)
+
+
+def cmd_trace(args):
+    from .studies import cli_trace
+
+    return cli_trace(args)
+
+
+def cmd_demo(args):
+    """Bounce the bundled demo clip into a few variations: the whole pipeline in one command."""
+    demo = Path(__file__).resolve().parent.parent / "assets" / "demo.wav"
+    if not demo.is_file():
+        raise CliError(f"the demo clip {demo} is missing; run `python assets/make_demo.py`")
+    output = Path(args.output).resolve()
+    argv = ["bounce", str(demo), "-o", str(output), "-n", str(args.variations), "--preset", "balanced",
+            "--fx", "glue", "--seed", "1", "--steps", str(args.steps)]
+    if args.model:
+        argv += ["--model", args.model]
+    code = main(argv)
+    if code == 0:
+        print(f"\nvariations of {demo.name} are in {output} (WAV + JSON recipe each)")
+    return code
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vampbridge", description="VampNet variations for musicians.")
+    parser.add_argument("--version", action="version", version=f"vampbridge {__import__('bridge').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("vamp", help="make variations of one file (or a region of it)")
+    p.add_argument("input")
+    add_vamp_options(p)
+    p.set_defaults(func=cmd_vamp)
+
+    p = sub.add_parser("bounce", help="vamp many files, folders or a JSON job list; resumable")
+    p.add_argument("inputs", nargs="+")
+    add_vamp_options(p)
+    p.set_defaults(func=cmd_bounce)
+
+    p = sub.add_parser("rerender", help="rebuild a variation from its recipe, optionally with other effects")
+    p.add_argument("recipe")
+    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.add_argument("--fx", help="effect chain to use instead of the recorded one")
+    p.add_argument("--seed", type=int, help="the variation's seed instead of the recorded one")
+    add_model_options(p)
+    p.set_defaults(func=cmd_rerender)
+
+    p = sub.add_parser("models", help="list, fetch, install, verify or make model sets")
+    msub = p.add_subparsers(dest="action", required=True)
+    m = msub.add_parser("list", help="model sets on this machine")
+    m = msub.add_parser("fetch", help="download the released weights (Hugging Face hugggof/vampnet)")
+    m.add_argument("name", nargs="?", default="vampnet", help="'vampnet' or a fine-tune name under loras/")
+    m.add_argument("--repo", default="hugggof/vampnet")
+    m = msub.add_parser("install", help="install a model set from a local folder")
+    m.add_argument("src")
+    m.add_argument("--name", default=None)
+    m = msub.add_parser("verify", help="check a model set's files")
+    m.add_argument("dir", nargs="?")
+    m = msub.add_parser("make-random", help="write randomly initialised weights in the released format")
+    m.add_argument("dir")
+    m.add_argument("--size", choices=["tiny", "small", "full"], default="tiny")
+    m.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="run the OSC bridge service for Reaper and the companion")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9071)
+    p.add_argument("--token", default=None, help="shared token; required to bind beyond loopback")
+    add_model_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("gui", help="the desktop companion (mask editor)")
+    p.add_argument("file", nargs="?")
+    add_model_options(p)
+    p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser("study", help="a masking study on your clip, as an HTML report")
+    p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets"])
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--length", type=float, default=None, help="seconds of the clip to use")
+    add_model_options(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("trace", help="record the decoding process of one variation")
+    p.add_argument("input")
+    add_vamp_options(p)
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("demo", help="bounce the bundled demo clip (the whole pipeline)")
+    p.add_argument("-o", "--output", default="out/demo")
+    p.add_argument("-n", "--variations", type=int, default=3)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .audio import AudioError
+    from .engine.checkpoint import CheckpointError
+    from .models import ModelError
+    from .request import RequestError
+
+    try:
+        return args.func(args)
+    except (CliError, RequestError, AudioError, CheckpointError, ModelError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
