@@ -258,15 +258,21 @@ function Session:on_probe_reply(job, reply)
     return
   end
   if entry == nil then
-    -- The service does not know the job (it was restarted, or the request was lost).
     if not job.accepted then
-      self:send_job(job)
+      self:send_job(job) -- the request itself was lost
     else
-      self:resume(job)
+      self:problem(string.format("%s: the service no longer knows this job; %d variation(s) had arrived",
+        job.label, self:count_results(job)))
+      self:on_done(job, self:count_results(job), 0, "failed")
     end
   elseif TERMINAL_STATES[entry.state] then
     -- The `done` was lost: collect any missing results, then add them.
     self:on_done(job, math.tointeger(entry.n_finished) or 0, 0, entry.state)
+  else
+    -- Queued, running, or interrupted by a restart of the service. `resume` queues an
+    -- interrupted job again and, in every case, sends the job's messages to this script again
+    -- (a restarted service has forgotten where they went).
+    self:resume(job)
   end
 end
 
@@ -274,7 +280,9 @@ function Session:resume(job)
   local rid
   rid = self:request("resume", {
     on_reply = function(reply)
-      if reply.address == "error" then
+      if reply.address == "error" and reply.args[2] == "bad_argument" then
+        self:probe(job) -- finished meanwhile: `status` says how many variations there are
+      elseif reply.address == "error" then
         self:problem(string.format("%s: the service lost this job (%s); %d variation(s) had arrived",
           job.label, tostring(reply.args[3]), self:count_results(job)))
         self:on_done(job, self:count_results(job), 0, "failed")

@@ -222,21 +222,30 @@ class FakeService:
         elif name == "status":
             (job_id,) = rest
             job = self.jobs.get(job_id)
+            state = job.state if job else "interrupted"  # unfinished before a restart
+            job = job or self.saved_jobs.get(job_id)
             if job is None:
                 self._send(to, "error", "sss", request_id, "unknown_job", f"no job {job_id}")
             else:
-                entry = dict(job_id=job_id, client=job.client, state=job.state, fraction=job.produced / job.n_total,
+                entry = dict(job_id=job_id, client=job.client, state=state, fraction=job.produced / job.n_total,
                              n_finished=job.produced, n_total=job.n_total, source_path=job.request.get("source_path", ""))
                 self._send(to, "status", "ssi", request_id, json.dumps([entry]), self.dropped)
         elif name == "resume":
             (job_id,) = rest
+            if job_id in self.jobs and self.jobs[job_id].state == "done":
+                self._send(to, "error", "sss", request_id, "bad_argument", f"job {job_id} is done")
+                return
+            if job_id in self.jobs:  # queued or running: nothing changes but the route
+                self.jobs[job_id].reply_to = to
+                self._send(to, "accepted", "si", request_id, 0)
+                return
             saved = self.saved_jobs.get(job_id)
             if saved is None or not self.resume_supported:
                 self._send(to, "error", "sss", request_id, "unknown_job", f"no job {job_id} to resume")
                 return
             job = Job(job_id, saved.client, to, saved.request, saved.n_total, produced=saved.produced)
             self.jobs[job_id] = job
-            self._send(to, "accepted", "si", job_id, 0)
+            self._send(to, "accepted", "si", request_id, 0)  # like the real service: the request's id
             self._produce(job, job.n_total if self.hold_after is None else max(self.hold_after, job.produced))
         elif name == "pending":
             (client,) = rest

@@ -48,13 +48,14 @@ function H.send(port, address, types, ...)
   assert(control_socket:sendto(osc.encode_message(address, types or "", ...), "127.0.0.1", port))
 end
 
---- Tells the Python test that the scenario reached `tag`, then waits until Python sends
---- /test/continue to port P.scenario_port (pumping defer cycles meanwhile).
+--- Tells the Python test that the scenario reached `tag`.
 function H.ready(tag)
   io.stdout:write("READY " .. tag .. "\n")
   io.stdout:flush()
 end
 
+--- Pumps defer cycles until the Python test sends a message (Scenario.resume) to
+--- P.scenario_port; returns it.
 local scenario_socket
 function H.wait_for_python(timeout_s)
   if not scenario_socket then
