@@ -183,16 +183,29 @@ def module_state_to_file_state(model: nn.Module) -> dict:
     out = {}
     for key, value in model.state_dict().items():
         name = key.rsplit(".", 1)[0]
+        value = value.detach()
+        if value.device.type != "meta":  # meta tensors (shape-only models) cannot be copied to the CPU
+            value = value.cpu()
         if key.endswith(".weight") and name in wn:
-            out[f"{name}.weight_g"], out[f"{name}.weight_v"] = split_weight_norm(value.detach().cpu())
+            out[f"{name}.weight_g"], out[f"{name}.weight_v"] = split_weight_norm(value)
         else:
-            out[key] = value.detach().cpu().clone()
+            out[key] = value.clone()
     return out
+
+
+# Constructor arguments the released files carry beyond our configs. The reference fills missing
+# ones with its own defaults (r_cond_dim 64, flash_attn on), which would build a different model,
+# so files written here state them, and the reference loads them as the released ones.
+RELEASED_EXTRA_KWARGS = {
+    "transformer": {"r_cond_dim": 0, "flash_attn": False, "noise_mode": "mask", "dropout": 0.0},
+    "codec": {"quantizer_dropout": False},
+}
 
 
 def save_checkpoint(model, path, extra_metadata: dict | None = None):
     """Write `model` (Codec or VampNetTransformer) in the released format, atomically."""
-    metadata = {"kwargs": dataclasses.asdict(model.config)}
+    kind = "codec" if isinstance(model, Codec) else "transformer"
+    metadata = {"kwargs": {**dataclasses.asdict(model.config), **RELEASED_EXTRA_KWARGS[kind]}}
     metadata.update(extra_metadata or {})
     _atomic_torch_save({"state_dict": module_state_to_file_state(model), "metadata": metadata}, path)
 
