@@ -30,7 +30,8 @@ class RerenderRequest:
         return self.recipe_path
 
     def validate(self) -> None:
-        """Cheap checks: the recipe file exists and is readable. Raises JobError."""
+        """The recipe exists and is a VampBridge recipe whose source is still there, and the fx
+        parse. Raises JobError or `bridge.request.RequestError`."""
         path = Path(self.recipe_path)
         if not self.recipe_path or not path.is_absolute():
             raise _error("recipe_path", "source_missing",
@@ -44,6 +45,16 @@ class RerenderRequest:
                          f"recipe_path {self.recipe_path!r} is not readable")
         if self.seed is not None and not 0 <= int(self.seed) < 2**31:
             raise _error("seed", "bad_argument", f"seed {self.seed} must be in 0..2147483647")
+        self.recorded_request().validate()  # RequestError: the source moved, bad fx, ...
+
+    def recorded_request(self):
+        """The `VampRequest` the recipe records, with this request's fx. Raises RequestError."""
+        from bridge.pipeline import request_from_recipe
+
+        request, _ = request_from_recipe(self.recipe_path)
+        if self.fx is not None:
+            request.fx = self.fx
+        return request
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,7 +43,7 @@ Listener = Callable[[JobEvent], None]
 
 #: Seeds travel as OSC int32: a job's seeds `seed .. seed + n - 1` must stay below 2**31.
 MAX_SEED = 2**31 - 1
-MAX_VARIATIONS = 64
+MAX_VARIATIONS_SPAN = 64  # picked seeds leave room for this many variations
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,17 @@ class JobService:
     `info`); only the worker thread calls `run`/`rerender`. `default_output_dir` is where jobs
     without an output folder write (default: `bridge.paths.default_render_dir()`).
     `request_types` maps a job kind (`vamp`, `rerender`) to the class whose `from_dict` rebuilds
-    a stored request (default: `VampRequest`, `RerenderRequest`).
+    a stored request (default: `VampRequest`, `RerenderRequest`). With `preload`, the worker loads
+    the models as soon as it starts (through `pipeline.info()`), so the first job does not wait.
     """
 
     def __init__(self, pipeline, store: JobStore, *, default_output_dir: Path | None = None,
                  progress_interval_s: float = 0.1, heartbeat_s: float = 0.35,
-                 request_types: dict[str, type] | None = None) -> None:
+                 request_types: dict[str, type] | None = None, preload: bool = True) -> None:
         self.pipeline = pipeline
         self._request_types = request_types
+        self._preload = preload
+        self._info: dict | None = None
         self.store = store
         self._default_output_dir = default_output_dir
         self._progress_interval_s = progress_interval_s
@@ -211,18 +214,19 @@ class JobService:
         """
         request.validate()
         n_total = int(request.n_variations)
-        if not 1 <= n_total <= MAX_VARIATIONS:
-            raise JobError("bad_argument",
-                           f"n_variations {n_total} must be between 1 and {MAX_VARIATIONS}")
-        output_dir = check_output_dir(request.output_dir, self._default_render_dir())
-        changes: dict = {"output_dir": str(output_dir)}
+        changes: dict = {}
         if isinstance(request, RerenderRequest):
             kind = "rerender"
+            if request.output_dir:  # else beside the recipe, in a folder the service wrote
+                changes["output_dir"] = str(check_output_dir(request.output_dir,
+                                                             self._default_render_dir()))
         else:
+            changes["output_dir"] = str(check_output_dir(request.output_dir,
+                                                         self._default_render_dir()))
             kind = "vamp"
             seed = request.seed
             if seed is None:
-                seed = random.SystemRandom().randrange(0, MAX_SEED - MAX_VARIATIONS)
+                seed = random.SystemRandom().randrange(0, MAX_SEED - MAX_VARIATIONS_SPAN)
             elif not 0 <= seed <= MAX_SEED - (n_total - 1):
                 raise JobError("bad_argument", f"seed {seed} must be between 0 and "
                                f"{MAX_SEED - (n_total - 1)} (or unset to pick one)")
@@ -341,12 +345,36 @@ class JobService:
                            "only acknowledge variations you received a `result` for")
 
     def info(self) -> dict:
-        """The pipeline's `info()`: engine version, device, models, presets."""
-        return self.pipeline.info()
+        """Engine version, device, models and presets, without waiting for the models to load.
+
+        Until the worker has loaded the models, `device` is `"loading"` and `models` is empty.
+        """
+        if self._info is not None:
+            return self._info
+        info = {"engine_version": "", "device": "loading", "models": [],
+                "presets": {"mask": [], "fx": []}}
+        try:
+            from bridge import __version__
+            from bridge.engine.prompts import PRESETS
+            from bridge.fx import fx_presets
+            info.update(engine_version=__version__,
+                        presets={"mask": sorted(PRESETS), "fx": sorted(fx_presets())})
+        except Exception as e:  # presets are a convenience; hello must still answer
+            log.warning("presets unavailable: %s", e)
+        return info
+
+    def _load_info(self) -> None:
+        """In the worker thread (the pipeline's owner): load the models, remember their info."""
+        try:
+            self._info = dict(self.pipeline.info())
+        except Exception as e:
+            log.error("could not load the models: %s; jobs will fail until this is fixed", e)
 
     # -- the worker -------------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self._preload:
+            self._load_info()
         while not self._closing.is_set():
             job_id = self._queue.get(timeout_s=0.5)
             if job_id is None:
@@ -358,6 +386,8 @@ class JobService:
                 log.exception("job %s: unexpected failure in the worker", job_id)
             finally:
                 self._queue.task_done()
+            if self._info is None:  # the job loaded the models; remember what they are
+                self._load_info()
 
     def _beat(self) -> None:
         while not self._closing.wait(min(0.05, self._heartbeat_s / 4)):

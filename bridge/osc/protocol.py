@@ -144,10 +144,30 @@ def _split(data: bytes, depth: int, out: list[OscMessage]) -> None:
         return
     if not data.startswith(b"/"):
         raise ProtocolError("bad_request", "not an OSC message (no address)")
+    _check_type_tags(data)
     try:
         out.append(OscMessage(data))
     except Exception as e:  # python-osc raises ParseError, and others on hostile input
         raise ProtocolError("bad_request", f"malformed OSC message: {e}") from None
+
+
+#: OSC type tags the service accepts (python-osc would log a warning for others).
+_KNOWN_TAGS = frozenset("ifdshbTFNmrt[]")
+
+
+def _check_type_tags(data: bytes) -> None:
+    """Refuse a message whose type tag string holds tags python-osc does not know."""
+    end = data.find(b"\x00")
+    start = (end + 4) & ~3 if end >= 0 else len(data)
+    if start >= len(data):
+        return  # no type tags: a message without arguments
+    stop = data.find(b"\x00", start)
+    tags = data[start:stop if stop >= 0 else len(data)]
+    if not tags.startswith(b","):
+        raise ProtocolError("bad_request", "OSC type tags must start with ','")
+    unknown = set(tags[1:].decode("latin-1")) - _KNOWN_TAGS
+    if unknown:
+        raise ProtocolError("bad_request", f"unsupported OSC type tags {sorted(unknown)}")
 
 
 def reply_address_of(params: list) -> tuple[str, int] | None:
@@ -219,9 +239,19 @@ def parse_json(name: str, text: str) -> Any:
 
 
 def _maybe_json(name: str, text: str) -> Any:
-    """Preset names stay strings; `{...}` / `[...]` are parsed as JSON."""
+    """Preset names stay strings; `{...}` / `[...]` are parsed as JSON; `@/path.json` is read
+    now, so a resumed job uses what the file held when the job was submitted."""
     stripped = text.strip()
-    return parse_json(name, stripped) if stripped[:1] in ("{", "[") else stripped
+    if stripped[:1] in ("{", "["):
+        return parse_json(name, stripped)
+    if stripped.startswith("@"):
+        from bridge.request import load_json_argument
+        try:
+            return load_json_argument(stripped, name)
+        except RecursionError:
+            raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} nests too deeply") \
+                from None
+    return stripped
 
 
 def _region_fields(a: dict) -> dict:

@@ -399,15 +399,15 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
           stop: threading.Event | None = None) -> int:
     """Run the service until SIGINT/SIGTERM (or `stop` is set); returns an exit status.
 
-    `data_dir` holds the job database (default `bridge.paths.data_dir()`); `model_dir`/`device`
+    `data_dir` holds the job database `jobs.sqlite3` (default: `bridge.paths.jobs_db_path()`,
+    in the user data folder); `model_dir`/`device`
     go to the pipeline. Prints one line `VampBridge OSC service listening on HOST:PORT` when
     ready (and calls `ready(server)`). The running job is left `interrupted` on the way out.
     """
-    from bridge.paths import data_dir as default_data_dir
+    from bridge.paths import jobs_db_path
     from bridge.pipeline import Pipeline
 
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    store = JobStore(folder / "bridge.sqlite3")
+    store = JobStore(Path(data_dir) / "jobs.sqlite3" if data_dir else jobs_db_path())
     service = JobService(Pipeline(model_dir=model_dir, device=device), store)
     stop = stop or threading.Event()
     server = BridgeServer(service, host=host, port=port, token=token)
