@@ -1,0 +1,152 @@
+"""Waveform and spectrogram of the loaded clip, over a ruler in seconds (below) and token frames
+(above), zoomed and scrolled together with the token grid through the shared `TimeView`.
+
+x is in token frames everywhere; the seconds ruler is the same axis scaled by 1/57.42.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
+
+from .clip import FRAMES_PER_SECOND, SPECTROGRAM_BANDS, SPECTROGRAM_MAX_HZ, SPECTROGRAM_MIN_HZ, Clip
+from .mask_grid import MaskGridWidget
+from .time_view import TimeView
+
+WAVE_COLOR = "#7fb2ff"
+AXIS_COLOR = "#9aa6b5"
+
+
+class _TimeViewBox(pg.ViewBox):
+    """Wheel zooms time only (around the pointer); drag pans time. Amplitude and frequency stay put."""
+
+    def __init__(self, time_view: TimeView):
+        super().__init__(enableMenu=False)
+        self.time_view = time_view
+        self.setMouseEnabled(x=True, y=False)
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph's name
+        steps = ev.delta() / 120.0
+        anchor = self.mapSceneToView(ev.scenePos()).x()
+        self.time_view.zoom(0.8 ** steps, anchor)
+        ev.accept()
+
+
+class ClipView(QWidget):
+    def __init__(self, time_view: TimeView, parent=None):
+        super().__init__(parent)
+        self.time_view = time_view
+        self.clip: Clip | None = None
+        self._syncing = False
+        pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("#161a20")
+        self.graphics.ci.layout.setContentsMargins(0, 0, 0, 0)
+        self.graphics.ci.layout.setSpacing(0)
+
+        self.wave_plot = self._make_plot(row=0)
+        self.spec_plot = self._make_plot(row=1)
+        self.spec_plot.setXLink(self.wave_plot)
+        self.graphics.ci.layout.setRowStretchFactor(0, 2)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
+
+        top = self.wave_plot.getAxis("top")
+        top.setLabel("token frames", color=AXIS_COLOR)
+        self.wave_plot.showAxis("top")
+        self.wave_plot.getAxis("bottom").setStyle(showValues=False)
+        self.wave_plot.getAxis("bottom").setHeight(2)
+        bottom = self.spec_plot.getAxis("bottom")
+        bottom.setScale(1.0 / FRAMES_PER_SECOND)  # same x, labelled in seconds
+        bottom.setLabel("seconds", color=AXIS_COLOR)
+        self.wave_plot.getAxis("left").setLabel("wave")
+        self.spec_plot.getAxis("left").setLabel("Hz")
+        self.wave_plot.setYRange(-1.05, 1.05, padding=0)
+
+        self.wave_upper = pg.PlotDataItem(pen=pg.mkPen(WAVE_COLOR, width=1))
+        self.wave_lower = pg.PlotDataItem(pen=pg.mkPen(WAVE_COLOR, width=1))
+        for item in (self.wave_upper, self.wave_lower):
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+        self.wave_fill = pg.FillBetweenItem(self.wave_upper, self.wave_lower, brush=pg.mkBrush(WAVE_COLOR))
+        self.wave_plot.addItem(self.wave_fill)
+        self.wave_plot.addItem(self.wave_upper)
+        self.wave_plot.addItem(self.wave_lower)
+
+        self.spec_image = pg.ImageItem()
+        self.spec_image.setColorMap(pg.colormap.get("inferno"))
+        self.spec_plot.addItem(self.spec_image)
+        self._set_frequency_ticks()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self.setMinimumHeight(200)
+
+        self.wave_plot.sigXRangeChanged.connect(self._on_plot_range)
+        time_view.changed.connect(self._on_time_view)
+
+    def _make_plot(self, row: int) -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=0, viewBox=_TimeViewBox(self.time_view))
+        plot.hideButtons()
+        plot.setMenuEnabled(False)
+        plot.layout.setContentsMargins(0, 0, 0, 0)
+        plot.getViewBox().setDefaultPadding(0.0)
+        for name in ("left", "bottom", "top"):
+            axis = plot.getAxis(name)
+            axis.setPen(pg.mkPen(AXIS_COLOR))
+            axis.setTextPen(pg.mkPen(AXIS_COLOR))
+        # Same width as the token grid's row labels, so x lines up in all three views.
+        plot.getAxis("left").setWidth(MaskGridWidget.LEFT_GUTTER)
+        plot.getAxis("left").setStyle(showValues=row == 1)
+        return plot
+
+    def _set_frequency_ticks(self):
+        """The spectrogram's rows are log-spaced bands: label them in Hz."""
+        edges = np.geomspace(SPECTROGRAM_MIN_HZ, SPECTROGRAM_MAX_HZ, SPECTROGRAM_BANDS + 1)
+        ticks = []
+        for hz, label in ((100, "100"), (1000, "1k"), (10000, "10k")):
+            row = float(np.interp(np.log(hz), np.log(edges), np.arange(len(edges))))
+            ticks.append((row, label))
+        self.spec_plot.getAxis("left").setTicks([ticks, []])
+        self.spec_plot.setYRange(0, SPECTROGRAM_BANDS, padding=0)
+
+    def set_clip(self, clip: Clip | None):
+        self.clip = clip
+        if clip is None:
+            self.wave_upper.setData([], [])
+            self.wave_lower.setData([], [])
+            self.spec_image.clear()
+            return
+        peak = max(1e-3, float(np.abs(clip.envelope_max).max()), float(np.abs(clip.envelope_min).max()))
+        self.wave_upper.setData(clip.envelope_x_frames, clip.envelope_max / peak)
+        self.wave_lower.setData(clip.envelope_x_frames, clip.envelope_min / peak)
+        spec = clip.spectrogram_db.T  # (bands, T), row 0 = lowest band
+        top = float(np.percentile(spec, 99.5))
+        self.spec_image.setImage(spec, levels=(top - 80.0, top), autoLevels=False)
+        self.spec_image.setRect(0, 0, clip.n_frames, SPECTROGRAM_BANDS)
+        self._on_time_view(self.time_view.start_frame, self.time_view.end_frame)
+
+    # -- keeping the plots and the TimeView in step ---------------------------------------------
+
+    def _on_plot_range(self, _view, x_range):
+        if self._syncing:
+            return
+        self.time_view.set_range(float(x_range[0]), float(x_range[1]))
+
+    def _on_time_view(self, start_frame: float, end_frame: float):
+        self._syncing = True
+        try:
+            self.wave_plot.setXRange(start_frame, end_frame, padding=0)
+        finally:
+            self._syncing = False
+
+    def keyPressEvent(self, event):  # noqa: N802
+        if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.time_view.zoom(0.5)
+        elif event.key() == Qt.Key.Key_Minus:
+            self.time_view.zoom(2.0)
+        else:
+            super().keyPressEvent(event)

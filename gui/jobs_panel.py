@@ -1,0 +1,150 @@
+"""Every queued and running job (the companion's and Reaper's), with progress and cancel.
+
+Rows appear when the companion submits a job, when any job reports progress, or when the
+once-a-second status poll finds a job not shown yet (a Reaper job still waiting in the queue).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+                             QToolButton, QVBoxLayout, QWidget)
+
+ACTIVE = ("queued", "running")
+STAGE_NAMES = {"queued": "queued", "loading": "loading models", "encoding": "encoding", "coarse": "coarse",
+               "c2f": "fine detail", "decoding": "decoding", "rendering": "rendering"}
+
+
+class JobRow(QFrame):
+    cancel_clicked = pyqtSignal(str)
+
+    def __init__(self, job_id: str, title: str, client: str, parent=None):
+        super().__init__(parent)
+        self.job_id = job_id
+        self.state = "queued"
+        self.setObjectName("jobRow")
+        self.title = QLabel(title)
+        self.title.setObjectName("jobTitle")
+        self.title.setToolTip(job_id)
+        self.detail = QLabel(f"{'Reaper' if client.startswith('reaper') else client} · queued")
+        self.detail.setObjectName("dim")
+        self.client = client
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(False)
+        self.bar.setFixedHeight(8)
+        self.cancel = QToolButton()
+        self.cancel.setText("✕")
+        self.cancel.setToolTip("Cancel this job (finished variations stay)")
+        self.cancel.clicked.connect(lambda: self.cancel_clicked.emit(self.job_id))
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.bar)
+        text.addWidget(self.detail)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 4, 6, 4)
+        row.addLayout(text, 1)
+        row.addWidget(self.cancel, 0, Qt.AlignmentFlag.AlignVCenter)
+
+    def _who(self) -> str:
+        return "Reaper" if self.client.startswith("reaper") else self.client
+
+    def set_progress(self, fraction: float, stage: str, variation: int):
+        if self.state not in ACTIVE:
+            return
+        self.state = "running" if stage != "queued" else "queued"
+        self.bar.setValue(int(round(fraction * 1000)))
+        which = f" · variation {variation + 1}" if variation >= 0 else ""
+        self.detail.setText(f"{self._who()} · {STAGE_NAMES.get(stage, stage)}{which} · {fraction:.0%}")
+
+    def set_finished(self, state: str, n_finished: int, n_total: int | None = None):
+        self.state = state
+        self.cancel.setEnabled(False)
+        if state == "done":
+            self.bar.setValue(1000)
+        total = f" of {n_total}" if n_total else ""
+        self.detail.setText(f"{self._who()} · {state} · {n_finished}{total} variation(s)")
+        self.setProperty("finished", True)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+class JobsPanel(QWidget):
+    cancel_requested = pyqtSignal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: dict[str, JobRow] = {}
+        self._list = QVBoxLayout()
+        self._list.setContentsMargins(0, 0, 0, 0)
+        self._list.setSpacing(4)
+        self._list.addStretch(1)
+        holder = QWidget()
+        holder.setLayout(self._list)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(holder)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.empty = QLabel("No jobs yet. Paint a mask and press Vamp, or vamp from Reaper.")
+        self.empty.setObjectName("dim")
+        self.empty.setWordWrap(True)
+        clear = QPushButton("Clear finished")
+        clear.clicked.connect(self.clear_finished)
+        header = QHBoxLayout()
+        title = QLabel("Jobs")
+        title.setObjectName("panelTitle")
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(clear)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.empty)
+        layout.addWidget(scroll, 1)
+
+    def add_job(self, job_id: str, source_path: str, client: str, n_total: int = 0) -> JobRow:
+        row = self.rows.get(job_id)
+        if row is not None:
+            return row
+        title = f"{Path(source_path).name}" + (f" × {n_total}" if n_total else "")
+        row = JobRow(job_id, title, client)
+        row.cancel_clicked.connect(self.cancel_requested.emit)
+        self.rows[job_id] = row
+        self._list.insertWidget(0, row)
+        self.empty.hide()
+        return row
+
+    def on_progress(self, job_id: str, fraction: float, stage: str, variation: int):
+        row = self.rows.get(job_id)
+        if row is not None:
+            row.set_progress(fraction, stage, variation)
+
+    def on_done(self, job_id: str, state: str, n_finished: int, n_failed: int):
+        row = self.rows.get(job_id)
+        if row is not None:
+            row.set_finished(state, n_finished, n_finished + n_failed or None)
+
+    def on_jobs_listed(self, statuses):
+        """Show jobs the companion has not seen yet (e.g. queued by Reaper) and fix stale states."""
+        for s in statuses:
+            row = self.rows.get(s.job_id)
+            if row is None:
+                if s.state not in ACTIVE:
+                    continue  # history of earlier sessions stays out of the way
+                row = self.add_job(s.job_id, s.source_path, s.client, s.n_total)
+            if s.state not in ACTIVE and row.state in ACTIVE:  # its DoneEvent came before the row
+                row.set_finished(s.state, s.n_finished, s.n_total)
+
+    def clear_finished(self):
+        for job_id, row in list(self.rows.items()):
+            if row.state not in ACTIVE:
+                self._list.removeWidget(row)
+                row.deleteLater()
+                del self.rows[job_id]
+        self.empty.setVisible(not self.rows)
+
+    def active_jobs(self) -> list[str]:
+        return [job_id for job_id, row in self.rows.items() if row.state in ACTIVE]

@@ -1,0 +1,714 @@
+"""The companion's main window: clip view and token grid in the middle, mask generators and
+sampling on the right, jobs and variations below.
+
+The window wires panels together and turns their requests into work; the work itself runs
+elsewhere: clip analysis and mask building on the thread pool (`workers.py`), engine jobs on the
+job service's worker (`engine_bridge.py`). Every failure ends in `show_notice`, a banner at the
+top of the window that says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
+                             QScrollBar, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from bridge.request import VampRequest
+
+from .clip import Clip, load_clip
+from .clip_view import ClipView
+from .jobs_panel import JobsPanel
+from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
+from .playback import Player
+from .reaper_link import DEFAULT_LISTENER_PORT, send_takes
+from .recipe_io import EditorSettings, load_settings, save_settings
+from .recipe_panel import RecipePanel
+from .sampling_panel import SamplingPanel
+from .settings import Settings
+from .time_view import TimeView
+from .variations_panel import Variation, VariationsPanel, regenerated_tokens
+from .workers import run_in_background
+
+AUDIO_FILTER = "Audio (*.wav *.wave *.flac *.aif *.aiff *.mp3 *.ogg);;All files (*)"
+GENERATE_MERGE_ID = 1
+LIVE_MERGE_WINDOW_S = 2.0  # live edits closer together than this are one undo step
+NOTICE_INFO_MS = 8000
+
+
+class NoticeBar(QFrame):
+    """A dismissable banner: errors stay until closed, information fades after a few seconds."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("notice")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.hide)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error"):
+        self.label.setText(text)
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.show()
+        if level == "error":
+            self._timer.stop()
+        else:
+            self._timer.start(NOTICE_INFO_MS)
+
+
+class MainWindow(QMainWindow):
+    clip_loaded = pyqtSignal(object)  # Clip
+    mask_generated = pyqtSignal()
+    notice_shown = pyqtSignal(str, str)  # text, level
+    takes_sent = pyqtSignal(list)
+
+    def __init__(self, bridge=None, settings: Settings | None = None, player: Player | None = None, parent=None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self.settings = settings or Settings()
+        self.player = player or Player(self)
+        self.clip: Clip | None = None
+        self._job_sources: dict[str, str] = {}
+        self._generation = 0
+        self._last_live_generate_s = 0.0
+        self._loading_path = ""
+        self.setWindowTitle("VampBridge")
+        self.setAcceptDrops(True)
+
+        self.time_view = TimeView(self)
+        self.mask_model = MaskModel(self)
+        self.clip_view = ClipView(self.time_view)
+        self.grid = MaskGridWidget(self.mask_model, self.time_view)
+        self.scrollbar = QScrollBar(Qt.Orientation.Horizontal)
+        self.readout = QLabel("Open a clip: File > Open, drop a file here, or “Open in editor” in Reaper")
+        self.readout.setObjectName("readout")
+        self.recipe_panel = RecipePanel()
+        self.sampling_panel = SamplingPanel()
+        self.jobs_panel = JobsPanel()
+        self.variations_panel = VariationsPanel()
+        self.notice = NoticeBar()
+        self.vamp_button = QPushButton("Vamp")
+        self.vamp_button.setObjectName("vamp")
+        self.vamp_button.setToolTip("Make variations of the clip with this mask and these settings (Ctrl+Return)")
+
+        self._build_actions()
+        self._build_layout()
+        self._connect()
+        self._restore_settings()
+        self._update_vamp_button()
+        self.variations_panel.set_playback(self.player.available, self.player.reason)
+        self.variations_panel.set_send_enabled(False, "Open the clip from Reaper (VampBridge: Open in editor) "
+                                                      "to send takes back to its item")
+        if bridge is not None:
+            self._connect_bridge(bridge)
+
+    # -- construction ----------------------------------------------------------------------------
+
+    def _build_actions(self):
+        def action(text, slot, shortcut=None, tip=""):
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            a.setToolTip(tip or text)
+            a.triggered.connect(slot)
+            return a
+
+        self.open_action = action("Open…", self.choose_file, QKeySequence.StandardKey.Open, "Open an audio file")
+        self.save_action = action("Save recipe…", self.choose_save_recipe, QKeySequence.StandardKey.Save,
+                                  "Save mask and sampling settings as JSON (the command line's format)")
+        self.load_action = action("Load recipe…", self.choose_load_recipe, "Ctrl+L",
+                                  "Load a saved recipe, a mask JSON or a variation's recipe")
+        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.undo_action = self.mask_model.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.mask_model.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        self.invert_action = action("Invert", self.mask_model.invert, "Ctrl+I", "Swap kept and regenerated tokens")
+        self.clear_action = action("Keep all", self.mask_model.clear, "Ctrl+K", "Clear the mask: keep every token")
+        self.fit_action = action("Fit", self.time_view.fit, "Ctrl+0", "Show the whole clip")
+        self.zoom_in_action = action("Zoom in", lambda: self.time_view.zoom(0.5), "Ctrl+=")
+        self.zoom_out_action = action("Zoom out", lambda: self.time_view.zoom(2.0), "Ctrl+-")
+        self.vamp_action = action("Vamp", self.vamp, "Ctrl+Return", "Make variations")
+
+        self.tool_group = QActionGroup(self)
+        self.tool_actions = {}
+        for tool, text, key, tip in ((TOOL_BRUSH, "Brush", "B", "Paint tokens to regenerate (right drag erases)"),
+                                     (TOOL_ERASER, "Eraser", "E", "Paint tokens to keep"),
+                                     (TOOL_RECT, "Rectangle", "R", "Drag a time × codebook box to regenerate "
+                                                                   "(Alt or right drag: keep)")):
+            a = QAction(text, self)
+            a.setCheckable(True)
+            a.setShortcut(QKeySequence(key))
+            a.setToolTip(f"{tip} ({key})")
+            a.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            self.tool_group.addAction(a)
+            self.tool_actions[tool] = a
+        self.brush_size = QSpinBox()
+        self.brush_size.setRange(0, 60)
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setPrefix("size ")
+        self.brush_size.setToolTip("Brush radius in screen pixels (0 = one pixel: exact single cells when zoomed in)")
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for a in (self.open_action, self.load_action, self.save_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit = menu.addMenu("&Edit")
+        for a in (self.undo_action, self.redo_action):
+            edit.addAction(a)
+        edit.addSeparator()
+        for a in list(self.tool_actions.values()) + [self.invert_action, self.clear_action]:
+            edit.addAction(a)
+        view = menu.addMenu("&View")
+        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+            view.addAction(a)
+        menu.addMenu("&Vamp").addAction(self.vamp_action)
+
+        bar = self.addToolBar("Edit")
+        bar.setObjectName("editToolbar")
+        bar.setMovable(False)
+        bar.addAction(self.open_action)
+        bar.addSeparator()
+        for a in self.tool_actions.values():
+            bar.addAction(a)
+        bar.addWidget(self.brush_size)
+        bar.addSeparator()
+        for a in (self.undo_action, self.redo_action, self.invert_action, self.clear_action):
+            bar.addAction(a)
+        bar.addSeparator()
+        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+            bar.addAction(a)
+
+    def _build_layout(self):
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.setSpacing(2)
+        grid_layout.addWidget(self.grid, 1)
+        grid_layout.addWidget(self.scrollbar)
+        grid_layout.addWidget(self.readout)
+
+        self.editor_split = QSplitter(Qt.Orientation.Vertical)
+        self.editor_split.addWidget(self.clip_view)
+        self.editor_split.addWidget(grid_box)
+        self.editor_split.setSizes([300, 260])
+
+        self.bottom_split = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom_split.addWidget(_padded(self.jobs_panel))
+        self.bottom_split.addWidget(_padded(self.variations_panel))
+        self.bottom_split.setSizes([330, 670])
+
+        self.main_split = QSplitter(Qt.Orientation.Vertical)
+        self.main_split.addWidget(self.editor_split)
+        self.main_split.addWidget(self.bottom_split)
+        self.main_split.setSizes([560, 240])
+
+        side = QWidget()
+        side.setObjectName("side")
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(8, 6, 8, 8)
+        for title, panel in (("Mask", self.recipe_panel), ("Sampling", self.sampling_panel)):
+            label = QLabel(title)
+            label.setObjectName("panelTitle")
+            side_layout.addWidget(label)
+            side_layout.addWidget(panel)
+        side_layout.addStretch(1)
+        side_layout.addWidget(self.vamp_button)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(side)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(side.minimumSizeHint().width() + 16)  # never cut the fields off
+
+        self.side_split = QSplitter(Qt.Orientation.Horizontal)
+        self.side_split.addWidget(self.main_split)
+        self.side_split.addWidget(scroll)
+        self.side_split.setStretchFactor(0, 1)
+        self.side_split.setSizes([1000, 340])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.side_split, 1)
+        self.setCentralWidget(central)
+
+        self.osc_label = QLabel("OSC: starting…")
+        self.engine_label = QLabel("engine: loading models…")
+        self.statusBar().addPermanentWidget(self.engine_label)
+        self.statusBar().addPermanentWidget(self.osc_label)
+
+    def _connect(self):
+        self.mask_model.changed.connect(self._update_readout)
+        self.mask_model.reset_done.connect(self._update_readout)
+        self.time_view.changed.connect(self._sync_scrollbar)
+        self.scrollbar.valueChanged.connect(self._on_scrollbar)
+        self.grid.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000) if text else None)
+        self.brush_size.valueChanged.connect(lambda v: setattr(self.grid, "brush_radius_px", v))
+        self.recipe_panel.recipe_edited.connect(lambda: self.generate_mask(live=True))
+        self.recipe_panel.generate_clicked.connect(lambda: self.generate_mask(live=False))
+        self.sampling_panel.seed_changed.connect(self._on_seed_changed)
+        self.sampling_panel.variations.valueChanged.connect(self._update_vamp_button)
+        self.vamp_button.clicked.connect(self.vamp)
+        self.jobs_panel.cancel_requested.connect(self.cancel_job)
+        vp = self.variations_panel
+        vp.play_clicked.connect(self.play_variation)
+        vp.stop_clicked.connect(self.player.stop)
+        vp.ab_clicked.connect(self.toggle_ab)
+        vp.changes_toggled.connect(self.show_variation_tokens)
+        vp.send_clicked.connect(self.send_to_reaper)
+        vp.export_clicked.connect(self.choose_export)
+        vp.load_recipe_clicked.connect(lambda v: self.load_recipe(v.recipe_path))
+        self.player.playing_changed.connect(self._on_playing_changed)
+
+    def _connect_bridge(self, bridge):
+        bridge.progress.connect(self.jobs_panel.on_progress)
+        bridge.done.connect(self._on_job_done)
+        bridge.failed.connect(self._on_job_failed)
+        bridge.result.connect(self._on_result)
+        bridge.jobs_listed.connect(self.jobs_panel.on_jobs_listed)
+        bridge.open_requested.connect(self._on_open_request)
+        bridge.ready.connect(self._on_engine_ready)
+        bridge.osc_failed.connect(lambda message: (self.osc_label.setText("OSC: off"), self.show_notice(message)))
+        self._update_osc_label()
+
+    def _update_osc_label(self):
+        port = self.bridge.osc_port if self.bridge is not None else None
+        listener = self.listener_port()
+        self.osc_label.setText(f"OSC :{port} · Reaper listener :{listener}" if port else "OSC: off")
+        self.osc_label.setToolTip("Reaper's VampBridge scripts reach the companion on this UDP port "
+                                  "(the same protocol as `vampbridge serve`)")
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def listener_port(self) -> int:
+        return self.settings.get_int("reaper/listener_port", DEFAULT_LISTENER_PORT)
+
+    def _restore_settings(self):
+        s = self.settings
+        geometry = s.get_bytes("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        for name in ("editor_split", "bottom_split", "main_split", "side_split"):
+            state = s.get_bytes(f"window/{name}")
+            if state is not None:
+                getattr(self, name).restoreState(state)
+        self.sampling_panel.restore(s)
+        self.set_tool(str(s.get("editor/tool", TOOL_BRUSH)))
+        self.brush_size.setValue(s.get_int("editor/brush_radius_px", 3))
+        recipe = s.get_json("editor/recipe", None)
+        if recipe:
+            try:
+                from bridge.engine.prompts import MaskRecipe
+
+                self.recipe_panel.set_recipe(MaskRecipe.from_json(recipe))
+            except ValueError:
+                pass  # an old or hand-edited file: keep the defaults
+        self._last_dir = str(s.get("editor/last_dir", str(Path.home())))
+
+    def save_settings(self):
+        s = self.settings
+        s.set("window/geometry", self.saveGeometry())
+        for name in ("editor_split", "bottom_split", "main_split", "side_split"):
+            s.set(f"window/{name}", getattr(self, name).saveState())
+        self.sampling_panel.save(s)
+        s.set("editor/tool", self.grid.tool)
+        s.set("editor/brush_radius_px", self.brush_size.value())
+        s.set("editor/last_dir", self._last_dir)
+        try:
+            s.set_json("editor/recipe", self.recipe_panel.recipe().to_json())
+        except ValueError:
+            pass
+        s.sync()
+
+    def closeEvent(self, event):  # noqa: N802
+        self.save_settings()
+        self.player.stop()
+        super().closeEvent(event)
+
+    # -- notices -------------------------------------------------------------------------------
+
+    def show_notice(self, text: str, level: str = "error"):
+        self.notice.show_message(text, level)
+        self.statusBar().showMessage(text.split("\n")[0], 10000)
+        self.notice_shown.emit(text, level)
+
+    # -- opening clips -------------------------------------------------------------------------
+
+    def choose_file(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open audio", self._last_dir, AUDIO_FILTER)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path, start_s: float = 0.0, length_s: float | None = None, **reaper_fields):
+        """Read and analyse the region in the background; `clip_loaded` fires when it is shown."""
+        self._loading_path = str(path)
+        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        self._last_dir = str(Path(path).parent)
+        run_in_background(load_clip, path, start_s, length_s, **reaper_fields,
+                          on_result=self._on_clip_loaded,
+                          on_error=lambda e, p=str(path): self._on_clip_failed(p, e))
+
+    def _on_clip_failed(self, path, error):
+        self.show_notice(f"Could not open {Path(path).name}: {error}. Choose a WAV, FLAC, AIFF, MP3 or OGG file "
+                         "that plays in your DAW.")
+
+    def _on_clip_loaded(self, clip: Clip):
+        if clip.path != str(Path(self._loading_path).expanduser()):
+            return  # another file was asked for while this one loaded
+        self.clip = clip
+        self.time_view.reset(clip.n_frames)
+        self.clip_view.set_clip(clip)
+        self.mask_model.reset(clip.n_frames)
+        self.grid.set_overlay(None)
+        self._sync_scrollbar()
+        self.setWindowTitle(f"VampBridge — {clip.name}")
+        origin = " (from Reaper)" if clip.from_reaper else ""
+        self.statusBar().showMessage(f"Opened {clip.describe()}{origin}", 6000)
+        if clip.from_reaper:
+            self.variations_panel.set_send_enabled(True)
+        else:
+            self.variations_panel.set_send_enabled(False, "This clip was opened from a file: open it from Reaper "
+                                                          "(VampBridge: Open in editor) to send takes back")
+        self._update_vamp_button()
+        self.clip_loaded.emit(clip)
+        self.generate_mask(live=False, first=True)
+
+    def _on_open_request(self, request):
+        """Reaper's "open in editor": load that region, remember the item for sending takes back."""
+        self.open_file(request.source_path, request.start_s, request.length_s, playrate=request.playrate,
+                       item_guid=request.item_guid, take_guid=request.take_guid, client=request.client)
+        self.show_notice(f"Reaper opened {Path(request.source_path).name} for editing", "info")
+        self.raise_()
+        self.activateWindow()
+
+    def dragEnterEvent(self, event):  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not files:
+            return
+        if files[0].lower().endswith(".json"):
+            self.load_recipe(files[0])
+        else:
+            self.open_file(files[0])
+        event.acceptProposedAction()
+
+    # -- the mask ------------------------------------------------------------------------------
+
+    def set_tool(self, tool: str):
+        if tool not in self.tool_actions:
+            tool = TOOL_BRUSH
+        self.grid.tool = tool
+        self.tool_actions[tool].setChecked(True)
+
+    def generate_mask(self, live: bool = False, first: bool = False):
+        """Build the recipe's mask for variation 1 (the seed) on the thread pool, then apply it as
+        one undo step (live edits in quick succession merge into one)."""
+        if self.clip is None:
+            return
+        try:
+            recipe = self.recipe_panel.recipe()
+        except ValueError as e:
+            self.show_notice(f"The mask settings are not valid: {e}")
+            return
+        self._generation += 1
+        generation, clip, seed = self._generation, self.clip, self.sampling_panel.seed.value()
+
+        def apply(cells):
+            if generation != self._generation or clip is not self.clip:
+                return  # a newer edit or clip superseded this one
+            now = time.monotonic()
+            merge = GENERATE_MERGE_ID if live and now - self._last_live_generate_s < LIVE_MERGE_WINDOW_S else -1
+            self._last_live_generate_s = now if live else 0.0
+            name = recipe.preset or "custom"
+            if first:
+                self.mask_model.reset(clip.n_frames, cells, recipe)
+            else:
+                self.mask_model.replace(cells, recipe, f"Generate mask ({name})", merge_id=merge)
+            self.mask_generated.emit()
+
+        run_in_background(build_recipe_mask, recipe, clip.n_frames, seed, clip.engine_audio,
+                          on_result=apply,
+                          on_error=lambda e: self.show_notice(f"Could not build the mask: {e}"))
+
+    def _on_seed_changed(self, _seed):
+        # The grid shows variation 1's mask, which a random recipe draws from the seed.
+        if self.mask_model.recipe is not None:
+            self.generate_mask(live=True)
+
+    def _update_readout(self, *_):
+        if self.clip is None:
+            return
+        model = self.mask_model
+        fraction = model.fraction_regenerated()
+        coarse, fine = model.group_fractions()
+        kept_s = (1 - fraction) * self.clip.duration_s
+        if model.recipe is not None:
+            origin = f"recipe “{model.recipe.preset or 'custom'}” (each variation draws its own from seed + k)"
+        else:
+            origin = "painted (every variation uses exactly this mask)"
+        self.readout.setText(f"<b>Regenerate {fraction:.1%}</b> of tokens (coarse {coarse:.0%}, fine {fine:.0%}) · "
+                             f"keeps {kept_s:.2f} s worth of {self.clip.duration_s:.2f} s · mask: {origin}")
+
+    # -- zoom and scroll -----------------------------------------------------------------------
+
+    def _sync_scrollbar(self, *_):
+        tv = self.time_view
+        self.scrollbar.blockSignals(True)
+        self.scrollbar.setRange(0, max(0, int(tv.n_frames - tv.visible_frames)))
+        self.scrollbar.setPageStep(max(1, int(tv.visible_frames)))
+        self.scrollbar.setValue(int(tv.start_frame))
+        self.scrollbar.blockSignals(False)
+
+    def _on_scrollbar(self, value: int):
+        self.time_view.scroll_to(float(value))
+
+    # -- recipes on disk -----------------------------------------------------------------------
+
+    def current_settings(self) -> EditorSettings:
+        return EditorSettings(mask=self.mask_model.to_recipe() if self.clip else self.recipe_panel.recipe(),
+                              sampling=self.sampling_panel.sampling(), fx=self.sampling_panel.fx_value(),
+                              n_variations=self.sampling_panel.variations.value(),
+                              seed=self.sampling_panel.seed.value())
+
+    def choose_save_recipe(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(Path(self._last_dir) / "recipe.json"),
+                                              "JSON (*.json)")
+        if path:
+            self.save_recipe(path)
+
+    def save_recipe(self, path):
+        try:
+            save_settings(path, self.current_settings())
+        except (OSError, ValueError) as e:
+            self.show_notice(f"Could not save {path}: {e}. Choose a folder you can write to.")
+            return
+        self.show_notice(f"Saved recipe to {path}", "info")
+
+    def choose_load_recipe(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Load recipe", self._last_dir, "JSON (*.json)")
+        if path:
+            self.load_recipe(path)
+
+    def load_recipe(self, path):
+        try:
+            loaded = load_settings(path)
+        except ValueError as e:
+            self.show_notice(f"Could not load the recipe: {e}")
+            return
+        if loaded.sampling:
+            self.sampling_panel.set_sampling(loaded.sampling)
+        if loaded.fx is not None:
+            self.sampling_panel.set_fx(loaded.fx)
+        if loaded.n_variations:
+            self.sampling_panel.variations.setValue(int(loaded.n_variations))
+        if loaded.seed is not None:
+            self.sampling_panel.seed.blockSignals(True)  # the mask below is rebuilt once, not twice
+            self.sampling_panel.seed.setValue(int(loaded.seed))
+            self.sampling_panel.seed.blockSignals(False)
+        if loaded.mask is not None:
+            self.apply_mask_recipe(loaded.mask)
+        self.show_notice(f"Loaded {Path(path).name}", "info")
+
+    def apply_mask_recipe(self, recipe):
+        """A painted mask replaces the grid (it must fit this clip); a recipe fills the generator
+        fields and is built with the current seed."""
+        if recipe.grid is not None or recipe.grid_rle is not None:
+            if self.clip is None:
+                self.show_notice("This recipe holds a painted mask: open its clip first, then load it again.")
+                return
+            try:
+                cells = build_recipe_mask(recipe, self.clip.n_frames, 0)
+            except ValueError as e:
+                self.show_notice(f"The painted mask does not fit this clip: {e}")
+                return
+            self.mask_model.replace(cells, None, "Load painted mask")
+            self.mask_generated.emit()
+            return
+        self.recipe_panel.set_recipe(recipe)
+        self.generate_mask(live=False)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def _update_vamp_button(self, *_):
+        n = self.sampling_panel.variations.value()
+        self.vamp_button.setText(f"Vamp  ×{n}")
+        self.vamp_button.setEnabled(self.clip is not None and self.bridge is not None)
+
+    def build_request(self) -> VampRequest:
+        clip, sp = self.clip, self.sampling_panel
+        return VampRequest(source_path=clip.path, start_s=clip.start_s, length_s=clip.length_s,
+                           playrate=clip.playrate, mask=self.mask_model.to_recipe().to_json(),
+                           sampling=sp.sampling(), fx=sp.fx_value(), n_variations=sp.variations.value(),
+                           seed=sp.seed.value(), output_dir=sp.output_dir.text().strip() or None,
+                           item_guid=clip.item_guid, take_guid=clip.take_guid)
+
+    def vamp(self) -> str | None:
+        """Queue a job with the current clip, mask and settings; returns its id (None on error)."""
+        if self.clip is None or self.bridge is None:
+            self.show_notice("Open a clip first (File > Open, or drop an audio file on the window).")
+            return None
+        try:
+            request = self.build_request()
+            job_id = self.bridge.submit(request)
+        except Exception as e:  # RequestError/JobError carry a message for a person
+            self.show_notice(f"Could not start the job: {e}")
+            return None
+        self._job_sources[job_id] = self.clip.path
+        self.jobs_panel.add_job(job_id, self.clip.path, "gui", request.n_variations)
+        self.statusBar().showMessage(f"Queued {request.n_variations} variation(s) of {self.clip.name}", 4000)
+        return job_id
+
+    def cancel_job(self, job_id: str):
+        try:
+            self.bridge.cancel(job_id)
+        except Exception as e:
+            self.show_notice(f"Could not cancel: {e}")
+
+    def _on_job_done(self, job_id, state, n_finished, n_failed):
+        self.jobs_panel.on_done(job_id, state, n_finished, n_failed)
+        if state == "done":
+            self.statusBar().showMessage(f"Job finished: {n_finished} variation(s)", 5000)
+
+    def _on_job_failed(self, job_id, code, message):
+        self.show_notice(f"A job failed ({code}): {message}")
+
+    def _on_result(self, job_id, record):
+        source = self._job_sources.get(job_id)
+        if source is None:
+            try:
+                source = self.bridge.job(job_id).source_path
+            except Exception:
+                source = ""
+        self.variations_panel.add(Variation.from_record(record, source))
+        if record.client == "gui":
+            self.bridge.ack(job_id, record.index)
+
+    def _on_engine_ready(self, info: dict):
+        models = ", ".join(info.get("models", [])) or "?"
+        self.engine_label.setText(f"engine: {models} on {info.get('device', '?')}")
+        self._update_osc_label()
+
+    # -- variations ----------------------------------------------------------------------------
+
+    def play_variation(self, variation: Variation):
+        if not self.player.available:
+            self.show_notice(self.player.reason)
+            return
+        self._ab_original = False
+        self.player.play(variation.audio_path)
+
+    def toggle_ab(self):
+        """Switch between the selected variation (B) and the original region (A), same position."""
+        variation = self.variations_panel.current()
+        if variation is None or not self.player.available:
+            if not self.player.available:
+                self.show_notice(self.player.reason)
+            return
+        if getattr(self, "_ab_original", False):
+            self._ab_original = False
+            self.player.switch_to(variation.audio_path)
+        else:
+            recipe = variation.recipe().get("input", {})
+            self._ab_original = True
+            self.player.switch_to(recipe.get("path", variation.source_path), float(recipe.get("start_s", 0.0)))
+
+    def _on_playing_changed(self, path: str):
+        if path:
+            side = "A (original)" if getattr(self, "_ab_original", False) else "B"
+            self.statusBar().showMessage(f"Playing {side}: {Path(path).name}")
+
+    def show_variation_tokens(self, variation: Variation | None):
+        if variation is None:
+            self.grid.set_overlay(None)
+            return
+        run_in_background(regenerated_tokens, variation.recipe_path,
+                          on_result=self._show_overlay,
+                          on_error=lambda e: self.show_notice(f"No token file for this variation ({e}); "
+                                                              "re-render it to see its tokens."))
+
+    def _show_overlay(self, overlay):
+        if overlay is None or overlay.shape != self.mask_model.cells.shape:
+            self.show_notice("This variation was made from another clip or region: open that clip to see its tokens.",
+                             "info")
+            return
+        self.grid.set_overlay(overlay)
+
+    def choose_export(self, variations):
+        if not variations:
+            self.show_notice("Tick the variations to export first.", "info")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export variations to", self._last_dir)
+        if folder:
+            self.export_variations(variations, folder)
+
+    def export_variations(self, variations, folder) -> list[Path]:
+        copied = []
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            for v in variations:
+                for path in (v.audio_path, v.recipe_path):
+                    copied.append(Path(shutil.copy2(path, folder)))
+        except OSError as e:
+            self.show_notice(f"Export stopped: {e}. Check that {folder} exists and has room.")
+            return copied
+        self.show_notice(f"Exported {len(variations)} variation(s) to {folder}", "info")
+        return copied
+
+    def send_to_reaper(self, variations):
+        if not variations:
+            self.show_notice("Tick the variations to send first.", "info")
+            return
+        fallback = self.clip.item_guid if self.clip is not None else ""
+        takes = [(v.item_guid or fallback, v.audio_path, v.recipe_path, v.take_name) for v in variations]
+        if not all(t[0] for t in takes):
+            self.show_notice("These variations don't belong to a Reaper item: open the clip from Reaper "
+                             "(VampBridge: Open in editor) and vamp it there or here.")
+            return
+        self.statusBar().showMessage(f"Sending {len(takes)} take(s) to Reaper…")
+        run_in_background(send_takes, takes, port=self.listener_port(),
+                          on_result=self._on_takes_sent,
+                          on_error=lambda e: self.show_notice(f"Could not reach Reaper: {e}"))
+
+    def _on_takes_sent(self, outcomes):
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            self.show_notice("Reaper did not add " + "; ".join(f"{o.take_name}: {o.message}" for o in failed))
+        else:
+            self.show_notice(f"Added {len(outcomes)} take(s) in Reaper", "info")
+        self.takes_sent.emit(outcomes)
+
+
+def _padded(widget: QWidget) -> QWidget:
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setContentsMargins(6, 4, 6, 4)
+    layout.addWidget(widget)
+    return holder
+

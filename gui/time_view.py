@@ -1,0 +1,55 @@
+"""The visible stretch of time, shared by the waveform, the spectrogram and the token grid.
+
+Every view draws x in token frames (57.42 per second) and follows one `TimeView`, so zooming or
+scrolling any of them moves all of them and grid cells stay exactly under the audio they encode.
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QObject, pyqtSignal
+
+MIN_VISIBLE_FRAMES = 8.0
+
+
+class TimeView(QObject):
+    """[start_frame, end_frame) of a clip `n_frames` long; `changed` after every move."""
+
+    changed = pyqtSignal(float, float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.n_frames = 1
+        self.start_frame = 0.0
+        self.end_frame = 1.0
+
+    @property
+    def visible_frames(self) -> float:
+        return self.end_frame - self.start_frame
+
+    def reset(self, n_frames: int) -> None:
+        self.n_frames = max(1, int(n_frames))
+        self.set_range(0.0, float(self.n_frames))
+
+    def set_range(self, start_frame: float, end_frame: float) -> None:
+        """Clamp to the clip (keeping the width when possible) and announce if it moved."""
+        width = min(max(MIN_VISIBLE_FRAMES, end_frame - start_frame), float(self.n_frames))
+        start = min(max(0.0, start_frame), self.n_frames - width)
+        end = start + width
+        if abs(start - self.start_frame) < 1e-6 and abs(end - self.end_frame) < 1e-6:
+            return
+        self.start_frame, self.end_frame = start, end
+        self.changed.emit(start, end)
+
+    def zoom(self, factor: float, anchor_frame: float | None = None) -> None:
+        """factor < 1 zooms in; the anchor (default: the middle) stays where it is on screen."""
+        if anchor_frame is None:
+            anchor_frame = (self.start_frame + self.end_frame) / 2
+        left = (anchor_frame - self.start_frame) * factor
+        right = (self.end_frame - anchor_frame) * factor
+        self.set_range(anchor_frame - left, anchor_frame + right)
+
+    def scroll_to(self, start_frame: float) -> None:
+        self.set_range(start_frame, start_frame + self.visible_frames)
+
+    def fit(self) -> None:
+        self.set_range(0.0, float(self.n_frames))

@@ -1,0 +1,52 @@
+"""Run a plain function on Qt's thread pool and get its result back on the UI thread as a signal.
+
+    run_in_background(load_clip, path, on_result=show_clip, on_error=show_error)
+
+`on_result(value)` and `on_error(exception)` are called on the UI thread.
+
+Used for everything slow that is not engine work (reading and analysing clips, building
+audio-driven masks, loading token files, talking to the Reaper listener). Engine work goes
+through the job service's own worker thread (`engine_bridge.py`).
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+
+_live_tasks: set = set()  # keep Python wrappers alive until their signals fired
+
+
+class Task(QObject):
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(object)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task: Task, fn, args, kwargs):
+        super().__init__()
+        self.task, self.fn, self.args, self.kwargs = task, fn, args, kwargs
+        self.setAutoDelete(True)
+
+    def run(self):
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except Exception as e:  # delivered to the UI, which shows it as a message
+            self.task.failed.emit(e)
+        else:
+            self.task.finished.emit(result)
+
+
+def run_in_background(fn, *args, on_result=None, on_error=None, **kwargs) -> Task:
+    """Start `fn(*args, **kwargs)` on the global thread pool. The callbacks are connected before
+    the work starts, so a result is never emitted to nobody."""
+    task = Task()
+    _live_tasks.add(task)
+    if on_result is not None:
+        task.finished.connect(on_result)
+    if on_error is not None:
+        task.failed.connect(on_error)
+    # Forget the task on the UI thread, where its QObject lives.
+    task.finished.connect(lambda *_: _live_tasks.discard(task))
+    task.failed.connect(lambda *_: _live_tasks.discard(task))
+    QThreadPool.globalInstance().start(_Runnable(task, fn, args, kwargs))
+    return task
