@@ -151,7 +151,10 @@ def sample_tokens(logits, options: SamplingOptions, sample: bool, uniform):
     are softmax(logits / temperature). `sample=False` takes the argmax; typical filtering, a
     sampling-time truncation, is then skipped so argmax runs score tokens like the reference does.
     `uniform` (N,) are U(0, 1) draws for inverse-CDF sampling from the per-item generators.
+    Temperature 0 is the limit of ever colder sampling: the argmax.
     """
+    if options.temperature == 0:
+        sample = False
     if sample and options.typical_filtering:
         logits = typical_filter(logits, options.typical_mass, options.typical_min_tokens)
     if options.top_k is not None:
@@ -162,7 +165,9 @@ def sample_tokens(logits, options: SamplingOptions, sample: bool, uniform):
     if sample:
         cdf = probs.cumsum(dim=-1)
         threshold = uniform.unsqueeze(-1) * cdf[:, -1:]
-        tokens = torch.searchsorted(cdf, threshold).squeeze(-1).clamp(max=probs.shape[-1] - 1)
+        # right=True: the first token whose cdf exceeds the draw, so a draw of exactly 0 cannot land
+        # on a leading token of probability 0 (one that a filter removed)
+        tokens = torch.searchsorted(cdf, threshold, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
     else:
         tokens = logits.argmax(dim=-1)
     return tokens, probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,164 @@
+"""Specification of bridge.engine.Interface: the reference's API end to end, on tiny random weights."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.engine import pick_device
+
+from conftest import tone
+
+SR = 44100
+HOP = 768
+MASK = 1024
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def signal():
+    from audiotools import AudioSignal
+
+    return AudioSignal(tone(seconds=0.8)[0][None], SR)  # (1, 1, 35280)
+
+
+def test_encode_gives_1_by_14_by_ceil_n_over_hop(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    assert z.shape == (1, 14, math.ceil(35280 / HOP)) == (1, 14, 46)
+    assert 0 <= int(z.min()) and int(z.max()) < 1024
+
+
+def test_encode_resamples_and_mixes_to_mono_first(tiny_interface):
+    from audiotools import AudioSignal
+
+    stereo_48k = AudioSignal(tone(seconds=0.5, sample_rate=48000, channels=2)[None], 48000)
+    z = tiny_interface.encode(stereo_48k)
+    assert z.shape == (1, 14, math.ceil(0.5 * SR / HOP))  # 22050 samples at 44.1 kHz -> 29 frames
+
+
+def test_end_to_end_vamp_of_two_variations(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    mask = tiny_interface.build_mask(z, signal, rand_mask_intensity=0.9, periodic_prompt=7,
+                                     upper_codebook_mask=3, seed=0)
+    assert mask.shape == z.shape
+    zv, masked = tiny_interface.vamp(z, mask, batch_size=2, return_mask=True, seed=1, sampling_steps=3)
+    assert zv.shape == (2, 14, 46) and masked.shape == (2, 14, 46)
+    assert not (zv == MASK).any()
+    # the returned masked codes show MASK exactly where tokens were regenerated, the prompt elsewhere
+    assert (masked[:, 4:] == MASK).all()  # the fine codebooks are all regenerated
+    assert (masked[:, 3, 1:-1] == MASK).all()  # codebook 3 too, but for the chunk's seam frames
+    assert (masked[:, :4, 0] != MASK).all() and (masked[:, :4, -1] != MASK).all()
+    kept = masked != MASK
+    assert torch.equal(zv[kept], z.expand(2, -1, -1)[kept])
+    assert not torch.equal(zv[0], zv[1])
+    out = tiny_interface.decode(zv)
+    assert out.sample_rate == SR
+    assert out.audio_data.shape == (2, 1, 46 * HOP)
+    assert np.isfinite(out.audio_data.numpy()).all()
+
+
+def test_coarse_vamp_changes_only_coarse_masked_cells(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    mask = tiny_interface.build_mask(z, periodic_prompt=5, upper_codebook_mask=3, seed=2)
+    out, masked = tiny_interface.coarse_vamp(z, mask, return_mask=True, seed=3, sampling_steps=3)
+    assert out.shape == (1, 14, 46) and masked.shape == (1, 4, 46)
+    assert torch.equal(out[:, 4:], z[:, 4:])  # the fine codebooks pass through
+    kept = masked != MASK
+    assert torch.equal(out[:, :4][kept], z[:, :4][kept])
+    assert (out[:, :4][~kept] != z[:, :4][~kept]).any()
+    # a chunk whose mask keeps something keeps its first and last frame as well
+    assert kept[0, :, 0].all() and kept[0, :, -1].all()
+
+
+def test_coarse_vamp_fully_masked_chunk_keeps_no_seam_frames(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    mask = torch.ones_like(z)
+    _, masked = tiny_interface.coarse_vamp(z, mask, return_mask=True, seed=3, sampling_steps=2)
+    assert (masked == MASK).all()
+
+
+def test_coarse_to_fine_regenerates_the_fine_codebooks_from_the_coarse(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    out = tiny_interface.coarse_to_fine(z[:, :4], seed=4)  # coarse codes only: fine rows are added
+    assert out.shape == (1, 14, 46)
+    assert torch.equal(out[:, :4], z[:, :4])
+    assert not (out == MASK).any()
+    again = tiny_interface.coarse_to_fine(z, seed=4)
+    assert torch.equal(out, again)  # the fine input does not matter when all of it is regenerated
+
+
+def test_coarse_to_fine_pads_to_whole_3_second_chunks_and_trims(tiny_interface):
+    z = torch.randint(0, 1024, (1, 14, 200), generator=torch.Generator().manual_seed(0))  # 173 + 27
+    out, masked = tiny_interface.coarse_to_fine(z, return_mask=True, seed=5, sampling_steps=1)
+    assert out.shape == masked.shape == (1, 14, 200)
+    assert torch.equal(out[:, :4], z[:, :4])
+    assert (masked[:, 4:] == MASK).all() and torch.equal(masked[:, :4], z[:, :4])
+
+
+def test_seconds_and_frames(tiny_interface):
+    assert tiny_interface.s2t(10) == 575
+    assert tiny_interface.s2t(3) == 173
+    assert tiny_interface.s2t(0) == 0
+    assert tiny_interface.t2s(575) == pytest.approx(575 * HOP / SR)
+    for frames in (1, 57, 173, 575):
+        assert tiny_interface.s2t(tiny_interface.t2s(frames)) == frames
+    assert tiny_interface.s2t2s(10) == pytest.approx(575 * HOP / SR)
+
+
+def test_pick_device_honours_an_explicit_cpu():
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_pick_device_refuses_cuda_when_it_is_absent(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("VAMPBRIDGE_DEVICE", raising=False)
+    with pytest.raises(RuntimeError, match=r"device 'cuda' was asked for but CUDA is not available here; use 'cpu'"):
+        pick_device("cuda")
+
+
+def test_pick_device_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("VAMPBRIDGE_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_reference_tutorial_code_path_runs(tiny_interface, signal):
+    interface = tiny_interface
+    z = interface.encode(signal)
+    mask = interface.build_mask(z, signal, rand_mask_intensity=1.0, periodic_prompt=13, upper_codebook_mask=3)
+    zv, mask_z = interface.coarse_vamp(z, mask=mask, return_mask=True, gen_fn=interface.coarse.generate,
+                                       sampling_steps=4)
+    zv = interface.coarse_to_fine(zv)
+    out = interface.to_signal(zv)
+    assert zv.shape == (1, 14, 46) and mask_z.shape == (1, 4, 46)
+    assert out.audio_data.shape == (1, 1, 46 * HOP)
+
+
+def test_gen_fn_other_than_the_coarse_models_generate_is_refused(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    with pytest.raises(ValueError, match="gen_fn must be None or interface.coarse.generate"):
+        tiny_interface.coarse_vamp(z, torch.ones_like(z), gen_fn=lambda *a, **k: None)
+
+
+def test_model_generate_fills_mask_cells_like_the_reference(tiny_interface):
+    codes = torch.randint(0, 1024, (2, 4, 12), generator=torch.Generator().manual_seed(1))
+    codes[:, :, 4:8] = MASK
+    with torch.inference_mode():
+        out = tiny_interface.coarse.generate(codes, seed=7, sampling_steps=3)
+        again = tiny_interface.coarse.generate(codes, seed=7, sampling_steps=3)
+    assert torch.equal(out, again)
+    assert not (out == MASK).any()
+    assert torch.equal(out[:, :, :4], codes[:, :, :4]) and torch.equal(out[:, :, 8:], codes[:, :, 8:])
+
+
+def test_unknown_sampling_keyword_is_refused(tiny_interface, signal):
+    z = tiny_interface.encode(signal)
+    with pytest.raises(ValueError, match=r"unknown sampling option\(s\) \['temperture'\]"):
+        tiny_interface.vamp(z, torch.ones_like(z), temperture=0.5)
