@@ -126,3 +126,16 @@ def test_store_refuses_a_database_of_another_schema(tmp_path):
         assert "schema 99" in str(e)
     else:
         raise AssertionError("opened a database of another schema")
+
+
+def test_second_store_on_the_same_database_is_refused_until_the_first_closes(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    first = JobStore(path)
+    try:
+        JobStore(path)
+    except RuntimeError as e:
+        assert "another VampBridge service" in str(e)
+    else:
+        raise AssertionError("two services opened the same job database")
+    first.close()
+    JobStore(path).close()

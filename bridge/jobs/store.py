@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -118,9 +119,25 @@ class VariationRecord:
 class JobStore:
     """SQLite-backed store of jobs, variations and deliveries (see the module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, exclusive: bool = True) -> None:
+        """Open (or create) the database at `path`.
+
+        With `exclusive`, a lock file `<path>.lock` keeps a second service (say the companion
+        and `vampbridge serve`) off the same database: it would take the first one's running
+        jobs for interrupted ones. Raises RuntimeError when another process holds it.
+        """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _ProcessLock(self.path.with_name(self.path.name + ".lock")) \
+            if exclusive else None
+        try:
+            self._open()
+        except BaseException:
+            if self._lock_file is not None:
+                self._lock_file.release()
+            raise
+
+    def _open(self) -> None:
         self._lock = threading.RLock()
         # isolation_level=None: we open transactions ourselves with BEGIN IMMEDIATE.
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
@@ -170,6 +187,8 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        if self._lock_file is not None:
+            self._lock_file.release()
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -276,6 +295,31 @@ class JobStore:
             cur = c.execute("UPDATE deliveries SET acked_at=COALESCE(acked_at, ?)"
                             " WHERE job_id=? AND idx=?", (time.time(), job_id, index))
             return cur.rowcount == 1
+
+
+class _ProcessLock:
+    """An exclusive lock on a file, held until `release()` or the process ends (even by SIGKILL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "a+b")
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise RuntimeError(f"another VampBridge service is using the job database next to "
+                               f"{path}; stop it first (or give this one another --data-dir)") \
+                from None
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # closing drops the lock
 
 
 _JOB_SELECT = (
