@@ -150,3 +150,24 @@ def test_every_documented_reply_and_request_is_in_the_tables():
         assert f"| `{name}` |" in doc
     for name in protocol.REPLIES:
         assert f"| `{name}` |" in doc
+
+
+def test_mask_file_that_is_not_json_is_refused_without_showing_its_content(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    args = list(VAMP_ARGS)
+    args[9] = f"@{secret}"
+    cmd = decode("/vampbridge/vamp", ["id-1", 9000, ""] + args)
+    with pytest.raises(ProtocolError) as e:
+        protocol.vamp_request(cmd)
+    assert e.value.code == "bad_request" and "hunter2" not in e.value.message
+
+
+def test_mask_file_holding_json_is_read_when_the_request_arrives(tmp_path):
+    recipe = tmp_path / "mask.json"
+    recipe.write_text('{"preset": "subtle"}')
+    args = list(VAMP_ARGS)
+    args[9] = f"@{recipe}"
+    args[1] = str(recipe)  # any path: vamp_request checks values, not the source file
+    cmd = decode("/vampbridge/vamp", ["id-1", 9000, ""] + args)
+    assert protocol.vamp_request(cmd).mask == {"preset": "subtle"}

@@ -247,10 +247,14 @@ def _maybe_json(name: str, text: str) -> Any:
     if stripped.startswith("@"):
         from bridge.request import load_json_argument
         try:
-            return load_json_argument(stripped, name)
+            value = load_json_argument(stripped, name)
         except RecursionError:
-            raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} nests too deeply") \
-                from None
+            value = None
+        if isinstance(value, (dict, list)):
+            return value
+        # Never echo what the file holds: the sender may not be allowed to read it.
+        raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} does not hold a JSON "
+                            "object or list")
     return stripped
 
 
