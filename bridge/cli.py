@@ -212,7 +212,8 @@ def cmd_models(args):
 def cmd_serve(args):
     from .osc.server import serve
 
-    return serve(host=args.host, port=args.port, token=args.token, model_dir=args.model, device=args.device) or 0
+    return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
+                 data_dir=args.data_dir) or 0
 
 
 def cmd_gui(args):
@@ -300,6 +301,7 @@ def build_parser():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9071)
     p.add_argument("--token", default=None, help="shared token; required to bind beyond loopback")
+    p.add_argument("--data-dir", default=None, help="where the jobs database lives (default: the user data folder)")
     add_model_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -312,15 +314,21 @@ def build_parser():
     p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets"])
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--length", type=float, default=None, help="seconds of the clip to use")
+    p.add_argument("--seed", type=int, default=0, help="seed of every setting's variation (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="coarse sampling steps (default 36)")
+    p.add_argument("--c2f-steps", type=int, default=None, help="coarse-to-fine sampling steps (default 2)")
+    p.add_argument("--start", type=float, default=0.0, help="region start in source seconds")
+    p.add_argument("--length", type=float, default=None, help="seconds of the clip to use (default: to the end)")
+    p.add_argument("--values", default=None,
+                   help="comma-separated settings instead of the study's defaults, e.g. 0.2,0.5,0.8 or random,block")
+    p.add_argument("--pattern-density", type=float, default=0.8,
+                   help="patterns study: fraction of frames each pattern regenerates (default 0.8)")
     add_model_options(p)
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("trace", help="record the decoding process of one variation")
+    p = sub.add_parser("trace", help="record the decoding process of one variation (-n for more), as an HTML report")
     p.add_argument("input")
-    add_vamp_options(p)
+    add_vamp_options(p)  # -n defaults to 1 here; --fx and --float32 do not apply to the trace's engine audio
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("demo", help="bounce the bundled demo clip (the whole pipeline)")

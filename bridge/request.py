@@ -17,9 +17,13 @@ MAX_VARIATIONS = 64
 SAMPLING_DEFAULTS = {"sampling_steps": 36}  # the authors' app; the library default is 12
 C2F_STEPS_DEFAULT = 2
 
-# Folders a request may never write into (checked after resolving the path).
-SYSTEM_FOLDERS = [Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys",
-                                    "/usr", "/var", "/System", "/Library", "C:\\Windows")]
+# Folders a request may never write into: checked against the path as given and as resolved
+# (on macOS /etc is /private/etc). Temporary folders such as /var/tmp stay allowed.
+SYSTEM_FOLDERS = [Path(p) for p in (
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/root",
+    "/var/lib", "/var/log", "/var/run", "/var/db", "/var/spool", "/var/cache", "/var/mail",
+    "/System", "/Library", "/Applications", "/private/etc", "/private/var/db",
+    "C:\\Windows", "C:\\Program Files", "C:\\Program Files (x86)")]
 
 
 class RequestError(ValueError):
@@ -30,16 +34,23 @@ class RequestError(ValueError):
 
 
 def load_json_argument(value, what: str):
-    """JSON text, `@path/to/file.json`, or an already-parsed value."""
+    """JSON text, `@path/to/file.json` (must hold JSON), a plain word such as a preset name, or an
+    already-parsed value. Errors never quote a referenced file's content."""
     if not isinstance(value, str):
         return value
     text = value.strip()
     if text.startswith("@"):
         path = Path(text[1:]).expanduser()
         try:
-            text = path.read_text()
-        except OSError as e:
-            raise RequestError(what, f"cannot read {what} file {path}: {e.strerror}", "bad_request") from None
+            content = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise RequestError(what, f"cannot read {what} file {path}: {reason}", "bad_request") from None
+        try:
+            return json.loads(content)
+        except json.JSONDecodeError as e:
+            raise RequestError(what, f"{what} file {path} is not valid JSON (line {e.lineno}); "
+                               "it must hold a JSON object or list", "bad_request") from None
     if text[:1] in "[{":
         try:
             return json.loads(text)
@@ -56,10 +67,11 @@ def check_output_dir(path) -> Path:
     if not p.is_absolute():
         raise RequestError("output_dir", f"output folder must be an absolute path, got {str(path)!r}", "bad_output_dir")
     resolved = p.resolve()
-    for system in SYSTEM_FOLDERS:
-        if resolved == system or (system != Path("/") and system in resolved.parents):
-            raise RequestError("output_dir", f"refusing to write into the system folder {resolved}; "
-                               "choose a folder in your project or home", "bad_output_dir")
+    for candidate in {Path(os.path.abspath(p)), resolved}:
+        for system in SYSTEM_FOLDERS:
+            if candidate == system or (system != Path("/") and system in candidate.parents):
+                raise RequestError("output_dir", f"refusing to write into the system folder {candidate}; "
+                                   "choose a folder in your project or home", "bad_output_dir")
     if resolved.exists() and not resolved.is_dir():
         raise RequestError("output_dir", f"output path {resolved} exists and is not a folder", "bad_output_dir")
     try:
