@@ -80,15 +80,34 @@ class ProgressBar:
         variation = f" v{progress.variation + 1}" if progress.variation >= 0 else ""
         self.bar.set_postfix_str(f"{progress.stage}{variation}", refresh=False)
 
-    def close(self):
-        self.bar.update(self.bar.total - self.bar.n)
+    def close(self, completed: bool = True):
+        """Fill the bar when the job finished; leave it where it stopped when it failed."""
+        if completed:
+            self.bar.update(self.bar.total - self.bar.n)
         self.bar.close()
+
+    def run(self, work):
+        """`work(self)` with the bar closed afterwards, filled only when it returned."""
+        try:
+            result = work(self)
+        except BaseException:
+            self.close(completed=False)
+            raise
+        self.close()
+        return result
 
 
 def make_pipeline(args):
+    from .engine.interface import pick_device
     from .pipeline import Pipeline
 
-    return Pipeline(model_dir=getattr(args, "model", None), device=getattr(args, "device", None))
+    device = getattr(args, "device", None)
+    if device:
+        try:
+            pick_device(device)  # a bad --device is one line, before any model loads
+        except RuntimeError as e:
+            raise CliError(f"--device {device}: {str(e).splitlines()[0]}") from None
+    return Pipeline(model_dir=getattr(args, "model", None), device=device)
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -98,11 +117,7 @@ def cmd_vamp(args):
     pipeline = make_pipeline(args)
     request = request_from_args(args, args.input)
     request.validate()  # errors before any model loading
-    bar = ProgressBar(Path(args.input).name)
-    try:
-        results = pipeline.run(request, on_progress=bar)
-    finally:
-        bar.close()
+    results = ProgressBar(Path(args.input).name).run(lambda bar: pipeline.run(request, on_progress=bar))
     for r in results:
         print(f"{r.take_name}: {r.audio_path}" + (" (already there)" if r.reused else ""))
     return 0
@@ -150,11 +165,8 @@ def cmd_bounce(args):
         started = time.perf_counter()
         try:
             request = request_from_args(args, source, **overrides)
-            bar = ProgressBar(label)
-            try:
-                results = pipeline.run(request, on_progress=bar)
-            finally:
-                bar.close()
+            request.validate()  # a bad input fails here, without a progress bar
+            results = ProgressBar(label).run(lambda bar: pipeline.run(request, on_progress=bar))
             reused = sum(r.reused for r in results)
             summary.append((str(source), "ok", f"{len(results) - reused} new, {reused} kept",
                             time.perf_counter() - started))
@@ -180,16 +192,13 @@ def print_summary(rows):
 
 def cmd_rerender(args):
     pipeline = make_pipeline(args)
-    bar = ProgressBar(Path(args.recipe).name)
-    try:
-        fx = None
-        if args.fx:
-            from .request import load_json_argument
+    fx = None
+    if args.fx:
+        from .request import load_json_argument
 
-            fx = load_json_argument(args.fx, "fx")
-        result = pipeline.rerender(args.recipe, fx=fx, seed=args.seed, output_path=args.output, on_progress=bar)
-    finally:
-        bar.close()
+        fx = load_json_argument(args.fx, "fx")
+    result = ProgressBar(Path(args.recipe).name).run(
+        lambda bar: pipeline.rerender(args.recipe, fx=fx, seed=args.seed, output_path=args.output, on_progress=bar))
     print(f"{result.take_name}: {result.audio_path}")
     return 0
 

@@ -279,7 +279,7 @@ def verify_set(directory, include_loras: bool = True) -> list[FileCheck]:
         try:
             check_compatible(loaded["codec.pth"], loaded["coarse.pth"], loaded["c2f.pth"])
         except CheckpointError as e:
-            blamed = "coarse.pth" if "coarse model" in str(e) else "c2f.pth"
+            blamed = "coarse.pth" if str(e).startswith("the coarse model") else "c2f.pth"
             by_name[blamed].problem = _one_line(e)
     loaded.clear()  # free the models before the fine-tunes load
     if include_loras:
