@@ -75,14 +75,20 @@ def vamp_request(args: list) -> dict:
     return dict(zip(names, args))
 
 
-def changes_outside_undo(report) -> list[dict]:
-    return [c for c in report["changes"] if not c["undo_block"]]
+def changes_in_undo_points(report) -> int:
+    """How many of the project changes belong to an undo point (each point holds those made
+    since the point before); the rest would fall into whatever the user does next."""
+    return sum(len(point["changes"]) for point in report["undo_log"])
+
+
+def items_by_guid(tracks: list[dict]) -> dict[str, dict]:
+    return {item["guid"]: item for track in tracks for item in track["items"]}
 
 
 # Vamp selected items ------------------------------------------------------------------------
 
 
-def test_each_item_gets_its_variations_as_takes_in_one_undo_step(tmp_path, wav, service):
+def test_each_item_gets_its_variations_as_takes_and_one_undo_point(tmp_path, wav, service):
     svc = service()
     report = scenario(tmp_path, """
       local a = item{ track = 1, position_s = 2, length_s = 1.5, startoffs_s = 0.5 }
@@ -106,19 +112,124 @@ def test_each_item_gets_its_variations_as_takes_in_one_undo_step(tmp_path, wav, 
             assert take["startoffs_s"] == 0 and take["playrate"] == 1
             assert take["peaks_built"]
         assert new[-1]["active"]
-        # One undo step per job, holding exactly this item's new takes.
-        assert undo["flags"] == -1
-        assert undo["description"] == 'VampBridge: vamp "drums.wav" (2 takes)'
-        assert {c["item"] for c in undo["changes"]} == {guid}
+        # One undo point per job (the service runs them one after the other), made when the job
+        # ended: it holds exactly this item's new takes.
+        assert undo["description"] == 'VampBridge: 2 variations of "drums.wav"'
         assert [c["take"] for c in undo["changes"] if c["op"] == "add_take"] == [t["guid"] for t in new]
         assert requests[guid]["take_guid"] == original["guid"]
-    # Outside the undo steps only the progress text on the original takes changed.
-    assert {(c["op"], c["parm"]) for c in changes_outside_undo(report)} == {("take_string", "P_NAME")}
+    # Every change (takes, progress text and its removal) belongs to one of the two points, and
+    # no undo block was used or left open.
+    assert changes_in_undo_points(report) == len(report["changes"])
+    assert not any(c["undo_block"] for c in report["changes"])
     assert report["ui_refresh_prevented"] == 0 and report["undo_depth"] == 0
     # Every result was acknowledged, after its take existed.
     acks = sorted((args[3], args[4]) for args in svc.requests_to("ack"))
     assert acks == sorted((job, k) for job in {a[0] for a in svc.requests_to("vamp")} for k in range(2))
     assert svc.unacked == {}
+
+
+def test_takes_appear_as_variations_arrive_and_one_undo_per_job_restores_the_project(tmp_path, wav, service):
+    svc = service(hold_after=1)  # one variation of the running job at once, the rest on release
+    report = scenario(tmp_path, """
+      local a = item{ track = 1, position_s = 2, length_s = 1 }
+      local b = item{ track = 2, position_s = 5, length_s = 1 }
+      H.out.a, H.out.b = a.guid, b.guid
+      H.out.before = double.snapshot().tracks
+      local script = H.run("Vamp selected items")
+      double.pump_until(function() return #a.takes == 2 end, 10, "the first variation of a")
+      H.out.while_running = { a = H.take_names(a), b = H.take_names(b), a_active = a.active.name,
+        b_active = b.active.name, undo_points = #double.undo_log }
+      H.send(P.control_port, "/test/release")
+      double.pump_until(function() return not script.alive end, 10, "the script to end")
+      H.out.final = double.snapshot().tracks
+      H.out.next_undo = reaper.Undo_CanUndo2(0)
+      H.out.undone = reaper.Undo_DoUndo2(0)
+      H.out.after_one_undo = double.snapshot().tracks
+      reaper.Undo_DoUndo2(0)
+      H.out.after_two_undos = double.snapshot().tracks
+      H.out.more_to_undo = reaper.Undo_CanUndo2(0) or false
+      reaper.Undo_DoRedo2(0)
+      reaper.Undo_DoRedo2(0)
+      H.out.after_redo = double.snapshot().tracks
+    """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
+    assert report["errors"] == [] and report["messages"] == []
+    out = report["out"]
+    a, b = out["a"], out["b"]
+
+    # Before the job's `done`: a's first variation is already a take, the active one, and the
+    # progress text moved onto it; b waits behind a in the service's queue. No undo point yet.
+    running = out["while_running"]
+    assert running["a"] == ["drums.wav", running["a_active"]]
+    assert running["a_active"].startswith("vamp 1 balanced s1000 [VampBridge ")
+    assert running["a_active"].endswith("1 ready]")
+    assert running["b"] == ["drums.wav [VampBridge queued]"] and running["b_active"] == running["b"][0]
+    assert running["undo_points"] == 0
+
+    # At the end: every progress text is gone; exactly one undo point per job.
+    final = items_by_guid(out["final"])
+    for guid in (a, b):
+        assert [t["name"] for t in final[guid]["takes"]] == ["drums.wav", "vamp 1 balanced s1000",
+                                                             "vamp 2 balanced s1001"]
+    assert [u["description"] for u in report["undo_log"]] == ['VampBridge: 2 variations of "drums.wav"'] * 2
+    assert out["next_undo"] == 'VampBridge: 2 variations of "drums.wav"' and out["undone"] == 1
+
+    # One undo takes back b's job exactly: b as it was before its first take (original take
+    # active, original name, no VampBridge take or P_EXT), a untouched.
+    before, after_one = items_by_guid(out["before"]), items_by_guid(out["after_one_undo"])
+    assert after_one[b] == before[b]
+    assert after_one[a] == final[a]
+    # The second undo takes back a's job: the project as it was before the script ran.
+    assert out["after_two_undos"] == out["before"]
+    assert out["more_to_undo"] is False
+    assert out["after_redo"] == out["final"]
+
+
+def test_an_undo_point_made_during_a_job_keeps_the_takes_before_it(tmp_path, wav, service):
+    # What docs/reaper.md says: undoing the job's point removes only the takes added after the
+    # user's own point; the takes before it belong to the user's point.
+    svc = service(hold_after=1)
+    report = scenario(tmp_path, """
+      local it = item{ track = 1, position_s = 2, length_s = 1 }
+      local other = item{ track = 2, position_s = 8, length_s = 1, selected = false }
+      local script = H.run("Vamp selected items")
+      double.pump_until(function() return #it.takes == 2 end, 10, "the first variation")
+      double.move_item(other, 9)
+      double.user_undo_point("Move media items")
+      H.send(P.control_port, "/test/release")
+      double.pump_until(function() return not script.alive end, 10, "the script to end")
+      reaper.Undo_DoUndo2(0)
+      H.out.after_one_undo = H.take_names(it)
+      H.out.other_position = other.position_s
+    """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
+    assert [u["description"] for u in report["undo_log"]] == [
+        "Move media items", 'VampBridge: 2 variations of "drums.wav"']
+    names = report["out"]["after_one_undo"]
+    assert len(names) == 2 and names[1].startswith("vamp 1 balanced s1000")
+    assert report["out"]["other_position"] == 9
+
+
+def test_stopping_the_script_keeps_the_takes_so_far_as_one_undo_point(tmp_path, wav, service):
+    svc = service(hold_after=1)
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      local vamp = H.run("Vamp selected items")
+      double.pump_until(function() return #it.takes == 2 end, 10, "the first variation")
+      double.terminate(vamp)
+      H.out.names_after_stop = H.take_names(it)
+      H.send(P.control_port, "/test/release")
+      local listener = H.run("Listener", 60003)
+      double.pump_until(function() return #double.undo_log == 2 end, 10, "the listener to add the rest")
+      double.terminate(listener)
+      H.out.names = H.take_names(it)
+    """, wav=str(wav), control_port=svc.control_port,
+        settings=settings_for(svc.port, tmp_path, listener_port=free_udp_port(), listener_poll_s=0.3)).run()
+    out = report["out"]
+    assert out["names_after_stop"] == ["drums.wav", "vamp 1 balanced s1000"]  # no progress text left
+    assert out["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
+    assert [u["description"] for u in report["undo_log"]] == [
+        'VampBridge: 1 variation of "drums.wav"', 'VampBridge: collected 1 variation of "drums.wav"']
+    assert changes_in_undo_points(report) == len(report["changes"])
+    assert svc.unacked == {} and report["errors"] == []
 
 
 def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service):
@@ -326,15 +437,19 @@ def test_results_are_redelivered_after_the_service_restarts_mid_job(tmp_path, wa
     assert svc.unacked == {}
 
 
-def test_a_lost_result_is_fetched_with_pending_before_the_takes_are_added(tmp_path, wav, service):
+def test_a_lost_result_is_fetched_with_pending_before_the_job_ends(tmp_path, wav, service):
     svc = service(lose_first_result=True)
     report = scenario(tmp_path, """
       local it = item{ position_s = 2, length_s = 1 }
       run_to_end("Vamp selected items")
       H.out.names = H.take_names(it)
+      H.out.active = it.active.name
     """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
-    assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
-    assert len(report["undo_log"]) == 1
+    # Takes come in the order their results arrive: the lost first variation comes last.
+    assert report["out"]["names"] == ["drums.wav", "vamp 2 balanced s1001", "vamp 1 balanced s1000"]
+    assert report["out"]["active"] == "vamp 1 balanced s1000"
+    (undo,) = report["undo_log"]
+    assert undo["description"] == 'VampBridge: 2 variations of "drums.wav"'
     assert len(svc.requests_to("pending")) == 2  # once at start, once for the missing result
 
 
@@ -381,7 +496,7 @@ def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, ser
     assert out["startoffs"] == pytest.approx(-0.5)  # under the time selection, as the script would have put it
     assert out["recipe"].endswith("_v1.json")
     assert (out["toggle_running"], out["toggle_stopped"]) == (1, 0)
-    assert report["undo_log"][0]["description"].startswith("VampBridge: collected")
+    assert [u["description"] for u in report["undo_log"]] == ['VampBridge: collected 2 variations of "drums.wav"']
     assert svc.unacked == {}
     assert report["errors"] == []
 
@@ -507,7 +622,7 @@ def test_rerender_asks_for_fx_and_seed_and_adds_the_render(tmp_path, wav, servic
     assert "seed must be a whole number" in seed_message["message"]
     assert "1 selected item(s) skipped" in report["console"]
     assert len(report["undo_log"]) == 1
-    assert report["undo_log"][-1]["description"].startswith('VampBridge: re-render of "vamp 1 balanced s3"')
+    assert report["undo_log"][-1]["description"] == 'VampBridge: re-render of "vamp 1 balanced s3"'
 
 
 def test_rerender_cancelled_sends_nothing(tmp_path, wav, service):
@@ -555,3 +670,68 @@ def test_default_output_folder_is_beside_the_project_file(tmp_path):
     assert report["saved"] == "/tmp/vampbridge-test/VampBridge"
     assert report["unsaved"] == "/tmp/vampbridge-test/Media/VampBridge"
     assert report["client"] == "reaper:unsaved project"
+
+
+# The test double's undo model ---------------------------------------------------------------
+
+
+def test_the_double_undoes_like_reaper(tmp_path, wav):
+    (tmp_path / "rename.lua").write_text('reaper.GetSetMediaItemTakeInfo_String('
+                                         'reaper.GetActiveTake(reaper.GetSelectedMediaItem(0, 0)), "P_NAME", "renamed", true)')
+    (tmp_path / "block.lua").write_text(
+        'reaper.Undo_BeginBlock()\n'
+        'local item = reaper.GetSelectedMediaItem(0, 0)\n'
+        'reaper.SetMediaItemInfo_Value(item, "D_POSITION", 7)\n'
+        'reaper.Undo_EndBlock("Move it", -1)\n')
+    (tmp_path / "deferred.lua").write_text(
+        'reaper.SetMediaItemInfo_Value(reaper.GetSelectedMediaItem(0, 0), "B_UISEL", 0)\n'
+        'reaper.defer(function() end)\n')
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      local function state() return { name = it.active.name, position_s = it.position_s, selected = it.selected } end
+      double.run_script(P.tmp .. "/rename.lua")    -- no undo point of its own: Reaper adds one
+      double.run_script(P.tmp .. "/block.lua")     -- its own point only
+      H.out.points = {}
+      for i, point in ipairs(double.undo_log) do H.out.points[i] = point.description end
+      H.out.now = state()
+      reaper.Undo_DoUndo2(0)
+      H.out.after_undo = state()
+      H.out.redo_of = reaper.Undo_CanRedo2(0)
+      reaper.Undo_DoUndo2(0)
+      H.out.after_two_undos = state()
+      H.out.nothing_left = reaper.Undo_DoUndo2(0)
+      reaper.Undo_DoRedo2(0)
+      H.out.after_redo = state()
+      local script = double.run_script(P.tmp .. "/deferred.lua")  -- deferred: no point at all
+      double.pump(2)
+      H.out.deferred_points = #double.undo_log
+      H.out.deferred_selected = it.selected
+      reaper.Undo_OnStateChange("Unselect")        -- a new point drops what could be redone
+      H.out.final_points = {}
+      for i, point in ipairs(double.undo_log) do H.out.final_points[i] = point.description end
+    """, wav=str(wav), settings={}).run()
+    out = report["out"]
+    assert out["points"] == ["ReaScript: Run", "Move it"]
+    assert out["now"] == {"name": "renamed", "position_s": 7, "selected": True}
+    assert out["after_undo"] == {"name": "renamed", "position_s": 2, "selected": True}
+    assert out["redo_of"] == "Move it"
+    assert out["after_two_undos"] == {"name": "drums.wav", "position_s": 2, "selected": True}
+    assert out["nothing_left"] == 0
+    assert out["after_redo"] == {"name": "renamed", "position_s": 2, "selected": True}
+    assert out["deferred_points"] == 2 and out["deferred_selected"] is False
+    assert out["final_points"] == ["ReaScript: Run", "Unselect"]
+
+
+def test_scripts_that_change_nothing_leave_no_undo_point(tmp_path, wav, service):
+    svc = service()
+    report = scenario(tmp_path, """
+      local midi = item{ position_s = 0, length_s = 1, source = { type = "MIDI", file = "" } }
+      run_to_end("Vamp selected items")                 -- nothing to vamp: a message only
+      double.user_inputs = { false }
+      run_to_end("Settings")                            -- cancelled
+      midi.selected = false
+      local it = item{ position_s = 2, length_s = 1 }
+      run_to_end("Open selected item in editor")
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    assert len(report["messages"]) == 2  # "select audio items", "no editor"
+    assert report["undo_log"] == [] and report["errors"] == []

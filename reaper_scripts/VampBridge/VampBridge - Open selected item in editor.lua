@@ -57,3 +57,8 @@ local function main()
 end
 
 main()
+
+-- Opening changes nothing in the project; a script that neither defers nor makes an undo point
+-- would get a "ReaScript: Run" point from Reaper. Deferring once, even an empty function,
+-- tells Reaper not to add it.
+reaper.defer(function() end)

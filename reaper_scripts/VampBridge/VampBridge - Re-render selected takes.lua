@@ -75,7 +75,7 @@ local function main()
   for _, t in ipairs(takes) do
     session:add_job({
       kind = "rerender",
-      label = string.format("re-render of \"%s\"", t.take_name),
+      label = string.format("re-render of \"%s\"", t.take_name), name = t.take_name,
       item_guid = t.item_guid, take_guid = t.take_guid, item_offset_s = t.item_offset_s,
       send = function(client, id)
         return client:send("rerender", id, "sssisss", session.client_name, t.recipe_path, fx, seed,
@@ -87,3 +87,8 @@ local function main()
 end
 
 main()
+
+-- Every project change these scripts make has an undo point of its own (one per job, made when
+-- the job ends); a script that neither defers nor makes a point would get an extra "ReaScript:
+-- Run" point from Reaper. Deferring once, even an empty function, tells Reaper not to add it.
+reaper.defer(function() end)

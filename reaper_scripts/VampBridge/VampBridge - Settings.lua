@@ -20,3 +20,7 @@ if saved then
   reaper.ShowConsoleMsg(string.format("VampBridge: settings saved (service %s:%d, renders in %s)\n",
     saved.host, saved.port, settings.output_dir(saved)))
 end
+
+-- Settings are no project change; a script that neither defers nor makes an undo point would get
+-- a "ReaScript: Run" point from Reaper. Deferring once, even an empty function, prevents it.
+reaper.defer(function() end)

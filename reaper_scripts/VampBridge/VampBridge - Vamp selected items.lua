@@ -9,7 +9,7 @@
 --
 --   * **Vamp selected items** (for the media-item right-click menu): sends every selected audio
 --     item (or the part under the time selection) to the service and adds each variation as a
---     new take, named `vamp <k> <preset> s<seed>`. One undo step per item.
+--     new take, named `vamp <k> <preset> s<seed>`, as soon as it is ready. One undo step per item.
 --   * **Re-render selected takes**: renders a VampBridge take again with another effect chain or seed.
 --   * **Open selected item in editor**: opens the item in the VampBridge companion's mask editor.
 --   * **Listener** (toggle): lets the companion add takes and find items, and collects the
@@ -82,7 +82,7 @@ local function main()
   for _, r in ipairs(regions) do
     session:add_job({
       kind = "vamp",
-      label = string.format("vamp \"%s\"", r.take_name),
+      label = string.format("vamp \"%s\"", r.take_name), name = r.take_name,
       item_guid = r.item_guid, take_guid = r.take_guid, item_offset_s = r.item_offset_s,
       send = function(client, id)
         return client:send("vamp", id, "ssdddiisssssiis",
@@ -96,3 +96,8 @@ local function main()
 end
 
 main()
+
+-- Every project change these scripts make has an undo point of its own (one per job, made when
+-- the job ends); a script that neither defers nor makes a point would get an extra "ReaScript:
+-- Run" point from Reaper. Deferring once, even an empty function, tells Reaper not to add it.
+reaper.defer(function() end)

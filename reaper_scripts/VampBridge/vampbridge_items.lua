@@ -164,7 +164,7 @@ end
 --- Adds one render as a new active take, aligned with the audio it replaces: a whole-item render
 --- starts at the item start (D_STARTOFFS 0); a time-selection render starts where the time
 --- selection did (a negative start offset, silence before it).
---- Call inside an undo block. Returns the take.
+--- Makes no undo point: the caller makes one for all the takes of a job. Returns the take.
 function items.add_take(item, r)
   local take = reaper.AddTakeToMediaItem(item)
   local source = reaper.PCM_Source_CreateFromFile(r.output_path)
@@ -183,28 +183,36 @@ function items.add_take(item, r)
 end
 
 -- Progress in a take name --------------------------------------------------------------------
--- While a job runs, the source take's name carries "[VampBridge 40%]". The original name comes
--- back at the end; if the user renamed the take meanwhile, their name is left alone.
+-- While a job runs, the name of the item's active take carries "[VampBridge 40%]", so the item
+-- shows it in the arrange view. The text follows the active take: when a new variation becomes
+-- the active take, the text moves there and the previous take gets its name back. The original
+-- name comes back at the end; if the user renamed the take meanwhile, their name is left alone
+-- and no more progress is shown.
 
 local Progress = {}
 Progress.__index = Progress
 
-function items.progress(item_guid, take_guid)
-  return setmetatable({ item_guid = item_guid, take_guid = take_guid }, Progress)
+function items.progress(item_guid)
+  return setmetatable({ item_guid = item_guid }, Progress)
 end
 
-function Progress:take()
-  local item = items.find_item(self.item_guid)
-  return item and items.find_take(item, self.take_guid), item
-end
-
+--- Shows `text` (kept, for show_again) in the active take's name.
 function Progress:show(text)
-  local take, item = self:take()
+  self.text = text
+  if self.abandoned then return end
+  local item = items.find_item(self.item_guid)
+  local take = item and reaper.GetActiveTake(item)
   if not take then return end
+  local guid = items.take_guid(take)
+  if self.take_guid ~= nil and self.take_guid ~= guid then
+    self:restore() -- another take became the active one: the text moves with it
+    if self.abandoned then return end
+  end
   local current = items.take_name(take)
-  if self.original == nil then
-    self.original = current
+  if self.take_guid == nil then
+    self.take_guid, self.original = guid, current
   elseif current ~= self.shown then
+    self.abandoned, self.take_guid, self.original, self.shown = true, nil, nil, nil
     return -- renamed by the user: not ours any more
   end
   local name = string.format("%s [VampBridge %s]", self.original, text)
@@ -215,14 +223,28 @@ function Progress:show(text)
   self.shown = name
 end
 
+--- True while a take's name carries the progress text.
+function Progress:is_shown() return self.take_guid ~= nil end
+
+--- Gives the take its name back (unless the user renamed it: then nothing more is shown).
 function Progress:restore()
-  if self.original == nil then return end
-  local take, item = self:take()
-  if take and items.take_name(take) == self.shown then
-    reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", self.original, true)
-    reaper.UpdateItemInProject(item)
+  if self.take_guid == nil then return end
+  local item = items.find_item(self.item_guid)
+  local take = item and items.find_take(item, self.take_guid)
+  if take then
+    if items.take_name(take) == self.shown then
+      reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", self.original, true)
+      reaper.UpdateItemInProject(item)
+    else
+      self.abandoned = true
+    end
   end
-  self.original, self.shown = nil, nil
+  self.take_guid, self.original, self.shown = nil, nil, nil
+end
+
+--- Shows the last text again after restore().
+function Progress:show_again()
+  if self.text then self:show(self.text) end
 end
 
 return items

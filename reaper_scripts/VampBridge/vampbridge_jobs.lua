@@ -2,15 +2,17 @@
 -- VampBridge: a session with the service (docs/osc.md), polled once per reaper.defer cycle.
 --
 -- A session connects (hello, auto-starting the service if it does not answer), sends the jobs
--- it was given (vamp / rerender), shows their progress, collects their results and, when a job
--- ends, adds its results as takes in ONE undo step and acknowledges them. It also recovers:
+-- it was given (vamp / rerender) and shows their progress. Each variation is added as a take as
+-- soon as its `result` arrives, then acknowledged; when the job ends, ONE undo point covers all
+-- the takes it added (see Session:undo_point). It also recovers:
 --   * a job not heard of for reply_timeout_s is probed with `status`;
 --   * a probe nobody answers means the service is gone: reconnect (auto-start again), then ask
 --     for `pending` results and probe every job again;
 --   * a job the restarted service no longer knows is `resume`d (or re-sent if it was never
 --     accepted); results are deduplicated, so anything delivered twice adds one take only.
 -- Results of jobs that belong to no running script (their script ended) are "orphans": they
--- arrive through `pending` and are added when the `pending` reply closes the batch.
+-- arrive through `pending` and are added, one undo point per job, when the `pending` reply
+-- closes the batch.
 
 local net = require("vampbridge_net")
 local json = require("vampbridge_json")
@@ -195,12 +197,14 @@ end
 
 -- Jobs --------------------------------------------------------------------------------------
 
---- job: { kind, label, item_guid, take_guid, item_offset_s, n_expected,
+--- job: { kind ("vamp" or "rerender"), label (for messages), name (the source take's name, for
+---        the undo point), item_guid, take_guid, item_offset_s,
 ---        send = function(client, id) -> id or nil, err }
 function Session:add_job(job)
   job.id = self.client:new_id()
-  job.state, job.results, job.committed = "waiting", {}, {}
-  job.progress = items.progress(job.item_guid, job.take_guid)
+  job.state, job.results = "waiting", {}
+  job.added, job.lost = 0, {}   -- takes added so far; results whose item is gone
+  job.progress = items.progress(job.item_guid)
   self.jobs[job.id] = job
   self.job_order[#self.job_order + 1] = job.id
   -- Where in the item the region starts, for whoever adds the takes (maybe the Listener after
@@ -216,7 +220,7 @@ function Session:send_job(job)
   local ok, err = job.send(self.client, job.id)
   if not ok then
     self:problem(string.format("%s: cannot send the request (%s)", job.label, tostring(err)))
-    self:finish_job(job, false)
+    self:finish_job(job, true) -- it never reached the service: nothing will come for it
     return
   end
   job.sent, job.state, job.last_heard = true, "sending", self:now()
@@ -327,12 +331,22 @@ function Session:on_job_message(job, reply)
     self:show_progress(job)
   elseif reply.address == "progress" then
     job.accepted, job.state = true, job.state == "finishing" and "finishing" or "running"
-    job.fraction = a[2]
+    job.fraction = a[3] ~= "queued" and a[2] or nil -- waiting behind another job: "queued"
     self:show_progress(job)
   elseif reply.address == "result" then
     job.accepted = true
-    self:store_result(job.results, a)
+    local r = self:store_result(job.results, a)
+    -- One UI refresh for the new take and the progress text moving onto it.
+    reaper.PreventUIRefresh(1)
+    local outcome = self:deliver(job.id, job.item_guid, r, job.item_offset_s)
+    if outcome == "added" then
+      job.added = job.added + 1
+    elseif outcome == "lost" then
+      job.lost[r.variation] = r
+    end
     self:show_progress(job)
+    reaper.PreventUIRefresh(-1)
+    reaper.UpdateArrange()
   elseif reply.address == "done" then
     self:on_done(job, a[2], a[3], a[4])
   elseif reply.address == "error" then
@@ -342,10 +356,12 @@ function Session:on_job_message(job, reply)
 end
 
 function Session:store_result(results, a)
-  results[a[2]] = {
+  local r = {
     variation = a[2], output_path = a[3], recipe_path = a[4], item_guid = a[5],
     take_guid = a[6], take_name = a[7], seed = a[8],
   }
+  results[a[2]] = r
+  return r
 end
 
 function Session:on_done(job, n_finished, n_failed, state)
@@ -394,68 +410,116 @@ local function sorted_results(results)
   return list
 end
 
---- Adds a job's results to its item as takes, in one undo step, then acknowledges them.
---- Returns the number of takes added.
-function Session:commit(job_id, item_guid, results, label, item_offset_s)
-  local list = sorted_results(results)
-  if #list == 0 then return 0 end
-  local item = items.find_item(item_guid)
-  local added = 0
-  if item then
-    local to_add = {}
-    for _, r in ipairs(list) do
-      if not items.has_take_for(item, r.output_path, r.recipe_path) then to_add[#to_add + 1] = r end
-    end
-    if #to_add > 0 then
-      reaper.PreventUIRefresh(1)
-      reaper.Undo_BeginBlock()
-      for _, r in ipairs(to_add) do
-        r.item_offset_s = item_offset_s
-        items.add_take(item, r)
-      end
-      reaper.Undo_EndBlock(string.format("VampBridge: %s (%d take%s)", label, #to_add, #to_add == 1 and "" or "s"), -1)
-      reaper.PreventUIRefresh(-1)
-      reaper.UpdateArrange()
-      added = #to_add
-    end
-  else
-    local lines = { string.format("the item of \"%s\" was deleted; its variations stay on disk:", label) }
-    for _, r in ipairs(list) do
-      lines[#lines + 1] = string.format("  %s  (recipe %s)", r.output_path, r.recipe_path)
-    end
-    console(table.concat(lines, "\n"))
-  end
-  -- Acknowledge only now that the takes exist (or the user was told where the files are).
-  for _, r in ipairs(list) do
-    self.client:send("ack", nil, "si", job_id, r.variation)
-  end
-  reaper.DeleteExtState(settings_mod.SECTION, offset_key(job_id), true)
-  return added
+local function plural(n, word)
+  return string.format("%d %s%s", n, word, n == 1 and "" or "s")
 end
 
-function Session:finish_job(job, commit)
+--- Adds one result to its item as a new take (no undo point: see undo_point) and acknowledges
+--- it once the take exists. A result delivered twice adds one take only. Returns "added",
+--- "present" (the item already has it) or "lost" (the item was deleted: not acknowledged here,
+--- the caller tells the user where the files are first, with tell_lost).
+function Session:deliver(job_id, item_guid, r, item_offset_s)
+  local item = items.find_item(item_guid)
+  if not item then return "lost" end
+  local outcome = "present"
+  if not items.has_take_for(item, r.output_path, r.recipe_path) then
+    r.item_offset_s = item_offset_s
+    items.add_take(item, r)
+    outcome = "added"
+  end
+  self.client:send("ack", nil, "si", job_id, r.variation)
+  return outcome
+end
+
+--- Lists where the variations of a deleted item are, then acknowledges them.
+function Session:tell_lost(job_id, label, lost)
+  local list = sorted_results(lost)
+  if #list == 0 then return end
+  local lines = { string.format("the item of %s was deleted; its variations stay on disk:", label) }
+  for _, r in ipairs(list) do
+    lines[#lines + 1] = string.format("  %s  (recipe %s)", r.output_path, r.recipe_path)
+    self.client:send("ack", nil, "si", job_id, r.variation)
+  end
+  console(table.concat(lines, "\n"))
+end
+
+--- Makes one undo point for changes already made: the takes a job added, one by one, over many
+--- defer cycles. Reaper's undo is state-based: a point stores the project as it is now, and
+--- undoing it brings back the state stored by the point before. A deferred script gets no point
+--- of its own, so the job's takes belong to the first point made after them: this one, made
+--- when the job ends, undoes them all at once (unless the user made a point of their own in
+--- between: see docs/reaper.md).
+--- Why Undo_OnStateChange: it stores the state now, in one call, and is documented as a "limited
+--- state change to items", which is exactly what a job changes (takes, their names and P_EXT,
+--- the active take). An Undo_BeginBlock/Undo_EndBlock pair would have to stay open across defer
+--- cycles while the job runs, and whatever the user did meanwhile would fall into the block.
+function Session:undo_point(description)
+  -- Progress texts of other running jobs are no state worth keeping: they are taken off while
+  -- the point is stored, so undoing it never brings back a stale "[VampBridge 40%]".
+  reaper.PreventUIRefresh(1)
+  local hidden = {}
+  for _, job in pairs(self.jobs) do
+    if job.state ~= "finished" and job.progress:is_shown() then
+      job.progress:restore()
+      hidden[#hidden + 1] = job
+    end
+  end
+  reaper.Undo_OnStateChange(description)
+  for _, job in ipairs(hidden) do job.progress:show_again() end
+  reaper.PreventUIRefresh(-1)
+  reaper.UpdateArrange()
+end
+
+local function job_undo_description(job)
+  if job.kind == "rerender" then
+    return string.format("VampBridge: re-render of \"%s\"", job.name or "")
+  end
+  return string.format("VampBridge: %s of \"%s\"", plural(job.added, "variation"), job.name or "")
+end
+
+--- A job ends: its take gets its name back, the user learns about variations of a deleted item,
+--- and the takes it added become one undo point. `ended`: the job ended in the service (done,
+--- failed, cancelled), so nothing more will come for it; false when this script gave up on it
+--- (the service is unreachable), and the Listener may still collect the rest.
+function Session:finish_job(job, ended)
   if job.state == "finished" then return end
   job.state = "finished"
   job.progress:restore()
-  if commit then
-    local added = self:commit(job.id, job.item_guid, job.results, job.label, job.item_offset_s)
-    job.added = added
+  self:tell_lost(job.id, job.label, job.lost)
+  if job.added > 0 then self:undo_point(job_undo_description(job)) end
+  if ended then
     if job.done and job.done.n_failed and job.done.n_failed > 0 then
       self:problem(string.format("%s: %d variation(s) failed in the service", job.label, job.done.n_failed))
     end
+    reaper.DeleteExtState(settings_mod.SECTION, offset_key(job.id), true)
   end
   reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
 end
 
---- Orphaned results: jobs of scripts that ended. Each job is one undo step; jobs that a running
+--- Orphaned results: jobs of scripts that ended. Each job is one undo point; jobs that a running
 --- script still owns are left to it (and not acknowledged).
 function Session:commit_orphans()
   for job_id, orphan in pairs(self.orphans) do
     if not jobs.is_live(job_id) then
-      local first = sorted_results(orphan.results)[1]
+      local list = sorted_results(orphan.results)
+      local first = list[1]
       local offset = tonumber(reaper.GetExtState(settings_mod.SECTION, offset_key(job_id))) or 0
-      local label = first and first.take_name or job_id
-      local added = self:commit(job_id, first.item_guid, orphan.results, "collected " .. label, offset)
+      local item = items.find_item(first.item_guid)
+      local source = item and items.find_take(item, first.take_guid)
+      local name = source and items.take_name(source) or first.take_name
+      local added, lost = 0, {}
+      reaper.PreventUIRefresh(1)
+      for _, r in ipairs(list) do
+        local outcome = self:deliver(job_id, first.item_guid, r, offset)
+        if outcome == "added" then added = added + 1 elseif outcome == "lost" then lost[r.variation] = r end
+      end
+      reaper.PreventUIRefresh(-1)
+      reaper.UpdateArrange()
+      self:tell_lost(job_id, string.format("\"%s\"", name), lost)
+      if added > 0 then
+        self:undo_point(string.format("VampBridge: collected %s of \"%s\"", plural(added, "variation"), name))
+      end
+      reaper.DeleteExtState(settings_mod.SECTION, offset_key(job_id), true)
       self.orphans_added = (self.orphans_added or 0) + added
     end
     self.orphans[job_id] = nil
@@ -562,18 +626,31 @@ function jobs.start(title, opts)
   return session, socket
 end
 
---- Releases the socket, restores take names, drops the live marks. Jobs still running in the
---- service keep their results there for the Listener or the next run.
+--- Releases the socket, restores take names, makes one undo point for the takes the unfinished
+--- jobs added so far, drops the live marks. Jobs still running in the service keep their
+--- results there for the Listener or the next run.
 function Session:close()
   if self.closed then return end
   self.closed = true
-  local left = 0
-  for _, job in pairs(self.jobs) do
+  local left, with_takes, added = 0, {}, 0
+  for _, id in ipairs(self.job_order) do
+    local job = self.jobs[id]
     if job.state ~= "finished" then
       left = left + 1
       job.progress:restore()
       reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
+      if job.added > 0 then
+        with_takes[#with_takes + 1] = job
+        added = added + job.added
+      end
     end
+  end
+  -- One point: it holds the takes of all of them (the state now), so a point per job would
+  -- leave points that undo nothing.
+  if #with_takes == 1 then
+    self:undo_point(job_undo_description(with_takes[1]))
+  elseif #with_takes > 1 then
+    self:undo_point(string.format("VampBridge: %s of %d items", plural(added, "variation"), #with_takes))
   end
   if left > 0 and self.conn ~= "failed" then
     console(string.format("stopped with %d job(s) still running in the service; \"VampBridge - " ..

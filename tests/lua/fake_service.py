@@ -4,6 +4,9 @@ It exists so the ReaScripts can be tested before (and independently of) the real
 renders nothing: each variation is a short WAV of a sine tone plus a JSON "recipe", written to the
 requested output folder, so the scripts and the Reaper test double see real files.
 
+Like the real service (one worker), it runs one job at a time: a job sent while another runs is
+``queued`` (``accepted`` with its queue position) and starts when the one before it is done.
+
 Behaviour is chosen per test:
   * ``hold_after``: how many variations of a job are produced at once; the rest wait for
     ``release()`` (or a ``/test/release`` control message from the Lua scenario). ``None`` means
@@ -144,7 +147,8 @@ class FakeService:
         with self.lock:
             self.hold_after = None
             for job in list(self.jobs.values()):
-                self._produce(job, job.n_total)
+                if job.state == "running":
+                    self._produce(job, job.n_total)
 
     # Waiting from the test ------------------------------------------------------------------
 
@@ -237,16 +241,18 @@ class FakeService:
                 return
             if job_id in self.jobs:  # queued or running: nothing changes but the route
                 self.jobs[job_id].reply_to = to
-                self._send(to, "accepted", "si", request_id, 0)
+                self._send(to, "accepted", "si", request_id, self._queue_position(self.jobs[job_id]))
                 return
             saved = self.saved_jobs.get(job_id)
             if saved is None or not self.resume_supported:
                 self._send(to, "error", "sss", request_id, "unknown_job", f"no job {job_id} to resume")
                 return
             job = Job(job_id, saved.client, to, saved.request, saved.n_total, produced=saved.produced)
+            job.state = "queued" if self._running() else "running"
             self.jobs[job_id] = job
-            self._send(to, "accepted", "si", request_id, 0)  # like the real service: the request's id
-            self._produce(job, job.n_total if self.hold_after is None else max(self.hold_after, job.produced))
+            self._send(to, "accepted", "si", request_id, self._queue_position(job))  # the request's id
+            if job.state == "running":
+                self._produce(job, self._upto(job))
         elif name == "pending":
             (client,) = rest
             count = 0
@@ -268,13 +274,34 @@ class FakeService:
         else:
             self._send(to, "error", "sss", request_id, "unknown_address", message.address)
 
+    def _running(self) -> Job | None:
+        return next((j for j in self.jobs.values() if j.state == "running"), None)
+
+    def _queue_position(self, job: Job) -> int:
+        queued = [j for j in self.jobs.values() if j.state == "queued"]
+        return queued.index(job) + 1 if job in queued else 0
+
+    def _upto(self, job: Job) -> int:
+        return job.n_total if self.hold_after is None else max(self.hold_after, job.produced)
+
     def _start_job(self, job_id, client, to, request, n_total) -> None:
         job = Job(job_id, client, to, request, n_total)
+        job.state = "queued" if self._running() else "running"
         self.jobs[job_id] = job
         self.saved_jobs[job_id] = job
-        self._send(to, "accepted", "si", job_id, 0)
-        self._send(to, "progress", "sfsi", job_id, 0.0, "encoding", -1)
-        self._produce(job, n_total if self.hold_after is None else self.hold_after)
+        self._send(to, "accepted", "si", job_id, self._queue_position(job))
+        if job.state == "running":
+            self._begin(job)
+
+    def _begin(self, job: Job) -> None:
+        job.state = "running"
+        self._send(job.reply_to, "progress", "sfsi", job.job_id, 0.0, "encoding", -1)
+        self._produce(job, self._upto(job))
+
+    def _next_job(self) -> None:
+        queued = next((j for j in self.jobs.values() if j.state == "queued"), None)
+        if queued is not None and self._running() is None:
+            self._begin(queued)
 
     def _produce(self, job: Job, upto: int) -> None:
         """Renders variations until `upto` exist; finishes the job when all do."""
@@ -311,6 +338,7 @@ class FakeService:
             job.state = "done"
             self.saved_jobs.pop(job.job_id, None)
             self._send(job.reply_to, "done", "siis", job.job_id, job.produced, 0, "done")
+            self._next_job()
 
     def _progress_loop(self) -> None:
         # Like the real service: progress at least twice a second while a job runs.
@@ -318,8 +346,9 @@ class FakeService:
             time.sleep(0.2)
             with self.lock:
                 for job in list(self.jobs.values()):
-                    if job.state == "running":
-                        self._send(job.reply_to, "progress", "sfsi", job.job_id, job.produced / job.n_total, "coarse", -1)
+                    if job.state in ("running", "queued"):
+                        stage = "coarse" if job.state == "running" else "queued"
+                        self._send(job.reply_to, "progress", "sfsi", job.job_id, job.produced / job.n_total, stage, -1)
 
     def _control_loop(self) -> None:
         while True:

@@ -1,7 +1,15 @@
 -- A test double of the ReaScript `reaper` API used by the VampBridge scripts: an in-memory
 -- project (tracks, items, takes, sources, selection, time selection), ExtState, P_EXT, GUIDs,
--- an undo log, the PreventUIRefresh counter, a defer queue the test drives, and captured user
--- interaction (MB, ShowConsoleMsg, GetUserInputs, ExecProcess).
+-- a state-based undo history, the PreventUIRefresh counter, a defer queue the test drives, and
+-- captured user interaction (MB, ShowConsoleMsg, GetUserInputs, ExecProcess).
+--
+-- Undo works as in Reaper: an undo point stores the state of the project (here: tracks, items,
+-- takes with their names, sources, offsets, P_EXT, the active take and the item selection) with a
+-- description, and undoing the latest point restores the state stored by the point before it (or
+-- the project as loaded). Points are made by Undo_EndBlock (closing the outermost block),
+-- Undo_OnStateChange*, and automatically when a script that did not defer ends without having
+-- made one ("ReaScript: Run"); a deferred script gets none unless it makes one. Changes are
+-- also logged one by one (double.changes), and each point lists those made since the point before.
 --
 -- Signatures and return conventions follow Reaper's ReaScript documentation, e.g.
 -- GetSetMediaItemTakeInfo_String returns (retval, string) and GetUserInputs (retval, csv).
@@ -12,6 +20,7 @@
 --   local item = double.add_item{ track = 1, position_s = 2, length_s = 1, source = {...} }
 --   double.run_script("reaper_scripts/VampBridge/VampBridge - Vamp selected items.lua")
 --   double.pump_until(function() return #double.undo_log == 1 end, 10)
+--   reaper.Undo_DoUndo2(0)   -- back to the state of the point before
 
 local ok_socket, socket = pcall(require, "socket")
 
@@ -30,10 +39,13 @@ function double.reset()
     time_selection = { 0, 0 },
   }
   double.ext_state = {}          -- section -> key -> { value, persist }
-  double.undo_log = {}           -- { description, flags, changes = {...} }
+  double.undo_log = {}           -- the undo history: { description, flags, changes, state, auto }
+  double.undo_position = 0       -- how many points of undo_log the project is at (undo lowers it)
+  double.undo_baseline = nil     -- the project as loaded: what undoing the first point restores
   double.changes = {}            -- every change, in order, with .undo_block set when inside one
+  double.changes_at_last_point = 0
   double.undo_depth = 0
-  double.undo_start = nil
+  double.objects = {}            -- GUID -> track, item or take, also deleted ones (undo brings them back)
   double.ui_refresh_prevented = 0
   double.messages = {}           -- MB calls: { message, title, type }
   double.console = {}            -- ShowConsoleMsg texts
@@ -121,15 +133,20 @@ function double.source(spec)
   return source
 end
 
+local function register(object)
+  double.objects[object.guid] = object
+  return object
+end
+
 function double.add_track()
-  local track = { kind = "track", items = {}, guid = new_guid() }
+  local track = register({ kind = "track", items = {}, guid = new_guid() })
   double.project.tracks[#double.project.tracks + 1] = track
   return track
 end
 
 local function new_take(item, source)
-  return { kind = "take", item = item, source = source, name = "", startoffs_s = 0, playrate = 1,
-    chanmode = 0, guid = new_guid(), ext = {} }
+  return register({ kind = "take", item = item, source = source, name = "", startoffs_s = 0, playrate = 1,
+    chanmode = 0, guid = new_guid(), ext = {} })
 end
 
 --- An item with one take: { track = n, position_s, length_s, startoffs_s, playrate, name,
@@ -139,9 +156,9 @@ function double.add_item(spec)
   local track_index = spec.track or 1
   while #tracks < track_index do double.add_track() end
   local track = tracks[track_index]
-  local item = { kind = "item", track = track, position_s = spec.position_s or 0, length_s = spec.length_s or 1,
-    takes = {}, selected = spec.selected ~= false, loop_source = spec.loop_source or false,
-    guid = new_guid(), ext = {} }
+  local item = register({ kind = "item", track = track, position_s = spec.position_s or 0,
+    length_s = spec.length_s or 1, takes = {}, selected = spec.selected ~= false,
+    loop_source = spec.loop_source or false, guid = new_guid(), ext = {} })
   if spec.source then
     local source = spec.source.kind == "source" and spec.source or double.source(spec.source)
     local take = new_take(item, source)
@@ -167,7 +184,8 @@ local function all_items()
 end
 double.all_items = all_items
 
---- What a user does while a script runs.
+--- What a user does while a script runs. These change the project without an undo point; follow
+--- them with double.user_undo_point(...) where the test needs the point Reaper's own action makes.
 function double.move_item(item, position_s, track_index)
   item.position_s = position_s
   if track_index then
@@ -235,19 +253,27 @@ function double.run_script(path, command_id)
     command_id = double.next_command_id
     double.next_command_id = double.next_command_id + 1
   end
-  local script = { path = path, alive = true, atexit = {}, errors = {}, command_id = command_id }
+  double.load_project()
+  local script = { path = path, alive = true, atexit = {}, errors = {}, command_id = command_id, undo_points = 0 }
   double.scripts[#double.scripts + 1] = script
   local previous = double.current_script
   double.current_script = script
   local chunk, err = loadfile(path)
+  local ok = chunk ~= nil
   if chunk then
-    local ok, run_err = pcall(chunk)
+    local run_err
+    ok, run_err = pcall(chunk)
     if not ok then script_error(script, run_err) end
   else
     script_error(script, err)
   end
+  if not has_deferred(script) then
+    -- A script that ran to its end without deferring gets an undo point of its own unless it
+    -- made one; calling defer() is how a script avoids it.
+    if ok and script.undo_points == 0 then double.add_undo_point("ReaScript: Run", -1, true) end
+    end_script(script)
+  end
   double.current_script = previous
-  if not has_deferred(script) then end_script(script) end
   return script
 end
 
@@ -436,9 +462,101 @@ function api.PreventUIRefresh(delta)
   double.ui_refresh_prevented = double.ui_refresh_prevented + delta
 end
 
--- Undo: nested blocks merge into the outermost, as in Reaper.
+-- Undo --------------------------------------------------------------------------------------------
+
+--- The undoable state of the project, as plain data: tracks in order, their items in order, each
+--- item's fields, P_EXT, selection, active take, and its takes with their fields and sources.
+function double.project_state()
+  local tracks = {}
+  for ti, track in ipairs(double.project.tracks) do
+    local list = {}
+    for ii, item in ipairs(track.items) do
+      local takes = {}
+      for ki, take in ipairs(item.takes) do
+        local ext = {}
+        for k, v in pairs(take.ext) do ext[k] = v end
+        takes[ki] = { guid = take.guid, name = take.name, source = take.source, startoffs_s = take.startoffs_s,
+          playrate = take.playrate, chanmode = take.chanmode, ext = ext }
+      end
+      local ext = {}
+      for k, v in pairs(item.ext) do ext[k] = v end
+      list[ii] = { guid = item.guid, position_s = item.position_s, length_s = item.length_s,
+        selected = item.selected, loop_source = item.loop_source, notes = item.notes, ext = ext,
+        active = item.active and item.active.guid, takes = takes }
+    end
+    tracks[ti] = { guid = track.guid, items = list }
+  end
+  return { tracks = tracks }
+end
+
+--- Puts the project back in a stored state. Objects are matched by GUID and updated in place,
+--- so a test's references stay usable; objects the state lacks are deleted (ValidatePtr false).
+local function restore_state(state)
+  local kept = {}
+  local tracks = {}
+  for ti, t in ipairs(state.tracks) do
+    local track = double.objects[t.guid] or register({ kind = "track", guid = t.guid })
+    track.items = {}
+    kept[track] = true
+    for ii, it in ipairs(t.items) do
+      local item = double.objects[it.guid] or register({ kind = "item", guid = it.guid })
+      item.track, item.deleted = track, nil
+      item.position_s, item.length_s, item.selected = it.position_s, it.length_s, it.selected
+      item.loop_source, item.notes = it.loop_source, it.notes
+      item.ext = {}
+      for k, v in pairs(it.ext) do item.ext[k] = v end
+      item.takes, item.active = {}, nil
+      for ki, tk in ipairs(it.takes) do
+        local take = double.objects[tk.guid] or register({ kind = "take", guid = tk.guid })
+        take.item, take.name, take.source = item, tk.name, tk.source
+        take.startoffs_s, take.playrate, take.chanmode = tk.startoffs_s, tk.playrate, tk.chanmode
+        take.ext = {}
+        for k, v in pairs(tk.ext) do take.ext[k] = v end
+        item.takes[ki] = take
+        if tk.guid == it.active then item.active = take end
+      end
+      track.items[ii] = item
+      kept[item] = true
+    end
+    tracks[ti] = track
+  end
+  for _, track in ipairs(double.project.tracks) do
+    for _, item in ipairs(track.items) do
+      if not kept[item] then item.deleted = true end
+    end
+  end
+  double.project.tracks = tracks
+end
+
+--- Records the project as Reaper loaded it: the state undoing the first point goes back to.
+--- Happens by itself when the first script runs (tests build their project before that).
+function double.load_project()
+  if double.undo_baseline == nil then
+    double.undo_baseline = double.project_state()
+    double.changes_at_last_point = #double.changes
+  end
+end
+
+--- Stores an undo point: the project as it is now. Points that were undone are dropped (Reaper's
+--- default: no alternative redo paths).
+function double.add_undo_point(description, flags, auto)
+  double.load_project()
+  for i = #double.undo_log, double.undo_position + 1, -1 do table.remove(double.undo_log, i) end
+  local changes = {}
+  for i = double.changes_at_last_point + 1, #double.changes do changes[#changes + 1] = double.changes[i] end
+  double.changes_at_last_point = #double.changes
+  double.undo_log[#double.undo_log + 1] = { description = description, flags = flags, changes = changes,
+    state = double.project_state(), auto = auto or false }
+  double.undo_position = #double.undo_log
+  local script = double.current_script
+  if script and not auto then script.undo_points = script.undo_points + 1 end
+end
+
+--- What Reaper does after a user's own edit (moving an item, ...): an undo point.
+function double.user_undo_point(description) double.add_undo_point(description, -1) end
+
+-- Nested blocks merge into the outermost, as in Reaper.
 function api.Undo_BeginBlock()
-  if double.undo_depth == 0 then double.undo_start = #double.changes + 1 end
   double.undo_depth = double.undo_depth + 1
 end
 function api.Undo_BeginBlock2(_) api.Undo_BeginBlock() end
@@ -446,13 +564,49 @@ function api.Undo_BeginBlock2(_) api.Undo_BeginBlock() end
 function api.Undo_EndBlock(description, flags)
   if double.undo_depth == 0 then error("Undo_EndBlock without Undo_BeginBlock", 2) end
   double.undo_depth = double.undo_depth - 1
-  if double.undo_depth == 0 then
-    local changes = {}
-    for i = double.undo_start, #double.changes do changes[#changes + 1] = double.changes[i] end
-    double.undo_log[#double.undo_log + 1] = { description = description, flags = flags, changes = changes }
-  end
+  if double.undo_depth == 0 then double.add_undo_point(description, flags) end
 end
 function api.Undo_EndBlock2(_, description, flags) api.Undo_EndBlock(description, flags) end
+
+local UNDO_STATE_ITEMS = 4
+
+--- "limited state change to items": one point, now, without a block.
+function api.Undo_OnStateChange(description) double.add_undo_point(description, UNDO_STATE_ITEMS) end
+function api.Undo_OnStateChange2(_, description) api.Undo_OnStateChange(description) end
+function api.Undo_OnStateChangeEx(description, which_states, _) double.add_undo_point(description, which_states) end
+function api.Undo_OnStateChangeEx2(_, description, which_states, _) double.add_undo_point(description, which_states) end
+
+--- The description of the point Undo_DoUndo2 would undo, or nil.
+function api.Undo_CanUndo2(_)
+  local point = double.undo_log[double.undo_position]
+  return point and point.description or nil
+end
+
+function api.Undo_CanRedo2(_)
+  local point = double.undo_log[double.undo_position + 1]
+  return point and point.description or nil
+end
+
+--- Returns nonzero when something was undone.
+function api.Undo_DoUndo2(_)
+  if double.undo_depth > 0 then error("Undo_DoUndo2 inside an undo block", 2) end
+  if double.undo_position == 0 then return 0 end
+  double.undo_position = double.undo_position - 1
+  local previous = double.undo_log[double.undo_position]
+  restore_state(previous and previous.state or double.undo_baseline)
+  double.changes_at_last_point = #double.changes
+  return 1
+end
+
+function api.Undo_DoRedo2(_)
+  if double.undo_depth > 0 then error("Undo_DoRedo2 inside an undo block", 2) end
+  local point = double.undo_log[double.undo_position + 1]
+  if not point then return 0 end
+  double.undo_position = double.undo_position + 1
+  restore_state(point.state)
+  double.changes_at_last_point = #double.changes
+  return 1
+end
 
 -- ExtState -------------------------------------------------------------------------------------
 
@@ -536,7 +690,11 @@ function api.SetMediaItemSelected(item, selected) item.selected = selected end
 
 function api.GetSetMediaItemInfo_String(item, parm, value, set)
   if parm == "GUID" then
-    if set then item.guid = value; change("item_string", { item = item.guid, parm = parm, value = value }) end
+    if set then
+      item.guid = value
+      register(item)
+      change("item_string", { item = item.guid, parm = parm, value = value })
+    end
     return true, item.guid
   end
   local ext = parm:match("^P_EXT:(.+)$")
@@ -603,7 +761,7 @@ function api.GetSetMediaItemTakeInfo_String(take, parm, value, set)
     return true, take.name
   end
   if parm == "GUID" then
-    if set then take.guid = value end
+    if set then take.guid = value; register(take) end
     return true, take.guid
   end
   local ext = parm:match("^P_EXT:(.+)$")
@@ -658,6 +816,12 @@ end
 
 -- A snapshot for assertions (plain data, JSON friendly) ----------------------------------------
 
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
 function double.snapshot()
   local tracks = {}
   for ti, track in ipairs(double.project.tracks) do
@@ -667,13 +831,13 @@ function double.snapshot()
       for _, take in ipairs(item.takes) do
         takes[#takes + 1] = {
           guid = take.guid, name = take.name, file = take.source and take.source.file or "",
-          startoffs_s = take.startoffs_s, playrate = take.playrate, ext = take.ext,
+          startoffs_s = take.startoffs_s, playrate = take.playrate, ext = copy(take.ext),
           active = item.active == take, peaks_built = take.source and take.source.peaks_built or false,
           sample_rate = take.source and take.source.sample_rate or 0,
         }
       end
       list[#list + 1] = { guid = item.guid, position_s = item.position_s, length_s = item.length_s,
-        selected = item.selected, takes = takes }
+        selected = item.selected, ext = copy(item.ext), takes = takes }
     end
     tracks[ti] = { guid = track.guid, items = list }
   end
@@ -686,8 +850,13 @@ function double.snapshot()
   for i, script in ipairs(double.scripts) do
     scripts[i] = { path = script.path, alive = script.alive, errors = script.errors }
   end
+  local undo_log = {}
+  for i, point in ipairs(double.undo_log) do
+    undo_log[i] = { description = point.description, flags = point.flags, changes = point.changes, auto = point.auto }
+  end
   return {
-    tracks = tracks, undo_log = double.undo_log, changes = double.changes, messages = double.messages,
+    tracks = tracks, undo_log = undo_log, undo_position = double.undo_position,
+    changes = double.changes, messages = double.messages,
     console = table.concat(double.console), exec_log = double.exec_log, dialogs = double.dialogs,
     ext_state = ext, toggle_states = double.toggle_states, errors = double.errors,
     ui_refresh_prevented = double.ui_refresh_prevented, undo_depth = double.undo_depth,
