@@ -42,6 +42,7 @@ def add_vamp_options(p):
 def add_model_options(p):
     p.add_argument("--model", help="model folder with codec.pth, coarse.pth, c2f.pth (default: installed or bundled)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--finetune", help="a fine-tune of the model set (its loras/NAME/ folder)")
 
 
 def request_from_args(args, source_path, **overrides):
@@ -107,7 +108,7 @@ def make_pipeline(args):
             pick_device(device)  # a bad --device is one line, before any model loads
         except RuntimeError as e:
             raise CliError(f"--device {device}: {str(e).splitlines()[0]}") from None
-    return Pipeline(model_dir=getattr(args, "model", None), device=device)
+    return Pipeline(model_dir=getattr(args, "model", None), device=device, finetune=getattr(args, "finetune", None))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def cmd_bounce(args):
             summary.append((str(source), "cancelled", "", time.perf_counter() - started))
             print_summary(summary)
             return 130
-        except (RequestError, ValueError, OSError) as e:
+        except (RequestError, ValueError, OSError, RuntimeError) as e:  # RuntimeError: the engine (e.g. out of memory)
             print(f"error: {source}: {e}", file=sys.stderr)
             summary.append((str(source), "FAILED", str(e).splitlines()[0][:80], time.perf_counter() - started))
     print_summary(summary)

@@ -30,8 +30,8 @@ from .audio import read_region, sha256_file, write_audio_atomic
 from .dsp import resample
 from .engine import Interface
 from .engine.prompts import MaskRecipe
-from .models import MODEL_FILES, resolve_model_dir
-from .paths import default_render_dir
+from .models import MODEL_FILES, ModelError, resolve_model_dir
+from .paths import data_dir, default_render_dir
 from .render import render_variation
 from .request import RequestError, VampRequest, check_output_dir
 
@@ -77,6 +77,27 @@ def _stage_start(stage: str) -> float:
     return total
 
 
+def cached_sha256(path: Path) -> str:
+    """sha256 of a (large, rarely changing) model file, remembered by path, size and mtime in the
+    user data folder, so starting a job does not re-read 1.5 GB of weights every time."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache_file = data_dir() / "sha256-cache.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+        cache[key] = sha256_file(path)
+        try:
+            _write_json_atomic(cache_file, cache)
+        except OSError:
+            pass  # a read-only data folder only costs the cache
+    return cache[key]
+
+
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -108,9 +129,10 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
-    def __init__(self, model_dir=None, device=None):
+    def __init__(self, model_dir=None, device=None, finetune: str | None = None):
         self._model_dir_arg = model_dir
         self._device_arg = device
+        self._finetune = finetune
         self._interface = None
         self._model_info = None
         self._lock = threading.Lock()
@@ -121,13 +143,23 @@ class Pipeline:
     def interface(self) -> Interface:
         if self._interface is None:
             directory = resolve_model_dir(self._model_dir_arg)
-            self._interface = Interface(coarse_ckpt=directory / "coarse.pth",
-                                        coarse2fine_ckpt=directory / "c2f.pth",
-                                        codec_ckpt=directory / "codec.pth", device=self._device_arg)
+            files = {name: directory / name for name in MODEL_FILES}
+            lora = {}
+            if self._finetune:
+                lora_dir = directory / "loras" / self._finetune
+                lora = {name: lora_dir / name for name in ("coarse.pth", "c2f.pth") if (lora_dir / name).is_file()}
+                if not lora:
+                    raise ModelError(f"fine-tune {self._finetune!r} not found in {directory / 'loras'}; "
+                                     "see `vampbridge models list`, or `vampbridge models fetch NAME`")
+                files.update({f"loras/{self._finetune}/{name}": path for name, path in lora.items()})
+            self._interface = Interface(coarse_ckpt=files["coarse.pth"], coarse2fine_ckpt=files["c2f.pth"],
+                                        codec_ckpt=files["codec.pth"], device=self._device_arg,
+                                        coarse_lora_ckpt=lora.get("coarse.pth"),
+                                        coarse2fine_lora_ckpt=lora.get("c2f.pth"))
             self._model_info = {
                 "dir": str(directory),
-                "files": {name: {"path": str(directory / name), "sha256": sha256_file(directory / name)}
-                          for name in MODEL_FILES},
+                "finetune": self._finetune,
+                "files": {name: {"path": str(path), "sha256": cached_sha256(path)} for name, path in files.items()},
             }
         return self._interface
 
@@ -170,15 +202,17 @@ class Pipeline:
     # --- running -------------------------------------------------------------------------------
 
     def run(self, request: VampRequest, *, on_progress=None, on_result=None, should_cancel=None,
-            only_variations=None, skip_existing: bool = True, token_dirs=()) -> list[VariationResult]:
+            only_variations=None, skip_existing: bool = True, token_dirs=(), take_suffix: str = "") -> list[VariationResult]:
         """Make the request's variations; see the module docstring. Raises RequestError for bad
         input (before any engine work), Cancelled when `should_cancel()` turns true.
-        `token_dirs`: more folders where saved tokens of earlier runs may be found."""
+        `token_dirs`: more folders where saved tokens of earlier runs may be found. `take_suffix` is
+        appended to take names (re-renders name their new effect chain)."""
         with self._lock:
             return self._run(request, on_progress, on_result, should_cancel, only_variations, skip_existing,
-                             token_dirs)
+                             token_dirs, take_suffix)
 
-    def _run(self, request, on_progress, on_result, should_cancel, only_variations, skip_existing, token_dirs):
+    def _run(self, request, on_progress, on_result, should_cancel, only_variations, skip_existing, token_dirs,
+             take_suffix):
         timings = {}
         started = time.perf_counter()
 
@@ -212,7 +246,7 @@ class Pipeline:
             token_fingerprint, fingerprint = self._fingerprints(request, recipe, source_sha, seeds[k])
             audio_path, recipe_path = self._paths(output_dir, request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(audio_path), str(recipe_path),
-                                     take_name(k, recipe.preset, seeds[k]))
+                                     (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
             if skip_existing and audio_path.is_file() and self._recipe_matches(recipe_path, fingerprint):
                 result.reused = True
                 results.append(result)
@@ -357,22 +391,24 @@ class Pipeline:
         recipe beside it; otherwise into `output_dir` (default: the recipe's folder), where an
         identical earlier render is reused."""
         request, index = request_from_recipe(recipe_path)
+        suffix = ""
         if fx is not None:
             request.fx = fx
+            suffix = fx if isinstance(fx, str) and fx.strip() and fx.strip()[0] not in "[{@" else "fx"
         if seed is not None:
             request.seed = int(seed) - index
         if output_path is None:
             if output_dir is not None:
                 request.output_dir = str(output_dir)
             return self.run(request, on_progress=on_progress, should_cancel=should_cancel,
-                            only_variations=[index])[0]
+                            only_variations=[index], take_suffix=suffix)[0]
         output_path = Path(output_path).expanduser().resolve()
         check_output_dir(output_path.parent)
         with tempfile.TemporaryDirectory(prefix=".vampbridge-", dir=output_path.parent) as scratch:
             request.output_dir = scratch
             result = self.run(request, on_progress=on_progress, should_cancel=should_cancel,
                               only_variations=[index], skip_existing=False,
-                              token_dirs=[Path(recipe_path).parent])[0]
+                              token_dirs=[Path(recipe_path).parent], take_suffix=suffix)[0]
             recipe = json.loads(Path(result.recipe_path).read_text())
             recipe["output"]["path"] = str(output_path)
             os.replace(result.audio_path, output_path)
