@@ -8,6 +8,18 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and tests then do not fight each other (or the
+    service subprocesses some tests start) for this machine's two cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """A directory with codec.pth, coarse.pth and c2f.pth of the `tiny` size (seed 0)."""

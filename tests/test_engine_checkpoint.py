@@ -28,15 +28,6 @@ C2F_FULL = dict(n_codebooks=14, n_conditioning_codebooks=4, n_layers=16, n_heads
                 vocab_size=1024, latent_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and do not fight other test processes for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def randomised(model, seed=0):
     """Every parameter random, norms and biases included, so a mix-up cannot hide behind ones/zeros."""
     g = torch.Generator().manual_seed(seed)

@@ -15,14 +15,6 @@ HOP = 768
 MASK = 1024
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def signal():
     from audiotools import AudioSignal

@@ -11,14 +11,6 @@ from bridge.engine.sampler import Trace, generate, n_still_masked, sample_tokens
 MASK = 1024
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gens(*seeds):
     return [torch.Generator().manual_seed(s) for s in seeds]
 

@@ -10,14 +10,6 @@ from bridge.engine.transformer import TransformerConfig, VampNetTransformer, rel
 MASK = 1024
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- relative position buckets -------------------------------------------------------------------
 # Rule (spec): rel = key - query; 16 buckets per direction, +16 when rel > 0; n = |rel|;
 # n < 8 -> n, else 8 + floor(log(n / 8) / log(128 / 8) * 8), capped at 15.
