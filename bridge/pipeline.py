@@ -13,7 +13,6 @@ reproduces the same audio. The CLI, the job service and the GUI all call `Pipeli
 import datetime
 import hashlib
 import json
-import math
 import os
 import re
 import tempfile
