@@ -1,7 +1,6 @@
 """Round trips over UDP with python-osc: every request of docs/osc.md against a running bridge."""
 
 import json
-import threading
 import time
 from pathlib import Path
 
