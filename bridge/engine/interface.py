@@ -254,6 +254,8 @@ class Interface:
                     if on_step is not None:
                         on_step(stage, (_done + _n * (step + 1) / n_steps) / total_rows)
 
+                if trace is not None:
+                    trace.label(stage, [(b, i * chunk_len) for b, i in part])
                 with self._autocast():
                     result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
                 for (b, i), row in zip(part, result):

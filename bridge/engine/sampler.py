@@ -177,18 +177,42 @@ def sample_tokens(logits, options: SamplingOptions, sample: bool, uniform):
 
 
 class Trace:
-    """Optional record of a decoding run: masks and tokens after every step, and each step's cut-off."""
+    """Optional record of decoding: the masked codes before the first step and after every step,
+    and each step's cut-off, for every `generate` call ("run": one batch of chunk rows).
+
+    The Interface labels each run with its stage ("coarse", "c2f") and the (item, start_frame)
+    of every row before calling `generate`. Generation never looks at the trace unless one is
+    passed, so an unrequested trace costs nothing.
+    """
 
     def __init__(self):
-        self.steps = []  # dicts: {"tokens": (B, C, T) int16, "mask": (B, C, T) bool, "cut_off": [B], "masked": [B]}
+        # one dict per run: {"stage", "rows": [(item, start_frame)], "start": (B, C, T) int16 codes,
+        # "n0": [B] masked cells before the first step, "steps": [{"tokens", "mask", "cut_off", "masked"}]}
+        self.runs = []
+        self._label = {"stage": None, "rows": None}
+
+    @property
+    def steps(self) -> list:
+        """Every step of every run, in recording order: {"tokens", "mask", "cut_off", "masked"}."""
+        return [step for run in self.runs for step in run["steps"]]
+
+    def label(self, stage: str, rows):
+        """What the next run is: its stage and, per batch row, (item, first frame of the chunk)."""
+        self._label = {"stage": stage, "rows": [tuple(int(v) for v in row) for row in rows]}
+
+    def start(self, z_masked, mask_token):
+        mask = (z_masked == mask_token).cpu()
+        self.runs.append({**self._label, "start": z_masked.cpu().to(torch.int16),
+                          "n0": mask.flatten(1).sum(dim=1).tolist(), "steps": []})
+        self._label = {"stage": None, "rows": None}
 
     def record(self, z_masked, mask_token, cut_offs):
         mask = (z_masked == mask_token).cpu()
-        self.steps.append({
-            "tokens": z_masked.cpu().to(torch.int16),
-            "mask": mask,
-            "cut_off": list(cut_offs),
-            "masked": mask.flatten(1).sum(dim=1).tolist(),
+        self.runs[-1]["steps"].append({
+            "tokens": z_masked.cpu().to(torch.int16),  # (B, C, T), mask_token where still masked
+            "mask": mask,  # (B, C, T) bool
+            "cut_off": list(cut_offs),  # [B] confidence threshold of this step (inf: none)
+            "masked": mask.flatten(1).sum(dim=1).tolist(),  # [B] cells still masked after this step
         })
 
 
@@ -214,6 +238,8 @@ def generate(model, codes, mask, options: SamplingOptions = SamplingOptions(), g
         raise ValueError(f"need one generator per batch item: got {len(generators)} for a batch of {B}")
     n_cells = model.n_predict_codebooks * T
     n0 = mask.flatten(1).sum(dim=1).tolist()  # per item
+    if trace is not None:
+        trace.start(z, model.mask_token)
 
     for step in range(options.sampling_steps):
         r = torch.tensor((step + 1) / options.sampling_steps, dtype=torch.float32)
