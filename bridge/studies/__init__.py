@@ -19,10 +19,10 @@ __all__ = ["KINDS", "DEFAULT_VALUES", "parse_values", "study_settings", "run_stu
 
 def cli_study(args) -> int:
     """`vampbridge study`: argparse namespace in, exit code out."""
-    from ..pipeline import Pipeline
+    from ..cli import make_pipeline  # the CLI's model options (--model, --device, --finetune), as vamp uses them
 
     values = parse_values(args.kind, args.values)  # bad values fail before the models load
-    pipeline = Pipeline(model_dir=args.model, device=args.device)
+    pipeline = make_pipeline(args)
     run_study(pipeline, args.kind, args.input, args.output, seed=args.seed, steps=args.steps,
               c2f_steps=args.c2f_steps, start_s=args.start, length_s=args.length, values=values,
               pattern_density=args.pattern_density)
@@ -31,11 +31,10 @@ def cli_study(args) -> int:
 
 def cli_trace(args) -> int:
     """`vampbridge trace`: the vamp options build the request exactly as `vampbridge vamp` does."""
-    from ..cli import request_from_args  # the CLI's own option semantics, not a copy of them
-    from ..pipeline import Pipeline
+    from ..cli import make_pipeline, request_from_args  # the CLI's own option semantics, not a copy of them
 
     request = request_from_args(args, args.input, n_variations=args.variations or 1)
     request.validate()
-    pipeline = Pipeline(model_dir=args.model, device=args.device)
+    pipeline = make_pipeline(args)
     run_trace(pipeline, request, args.output)
     return 0

@@ -234,7 +234,8 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
         "n_codebooks": int(codes.shape[1]), "n_coarse_codebooks": N_COARSE_CODEBOOKS, "mask_token": mask_token,
         "seeds": seeds, "stages": stages, "request": request.to_dict(), "mask": recipe.to_json(),
         "sampling": {**options.to_dict(), "c2f_sampling_steps": c2f_steps},
-        "device": str(interface.device), "generate_s": round(generate_s, 4),
+        "device": str(interface.device), "model_dir": pipeline.info()["model_dir"],
+        "generate_s": round(generate_s, 4),
     }
     npz_path = root / "trace.npz"
     np.savez_compressed(npz_path, meta=np.array(json.dumps(meta)), **arrays)
