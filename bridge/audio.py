@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pedalboard.io import AudioFile
 
+from bridge.atomic import give_normal_permissions
 from bridge.dsp import AudioError, check_finite
 
 __all__ = [
@@ -272,6 +273,7 @@ def write_audio_atomic(path, audio, sample_rate, *, bit_depth=24, protect=()):
         ) as output:
             output.write(audio)
         _flush_to_disk(temp_path)
+        give_normal_permissions(temp_path)
         os.replace(temp_path, path)
     except BaseException as error:
         _remove_quietly(temp_path)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .atomic import atomic_file
 from .audio import read_region, sha256_file, write_audio_atomic
 from .dsp import resample
 from .engine import Interface
@@ -102,16 +103,8 @@ def _canonical(value) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w") as f:
+        json.dump(data, f, indent=2)
 
 
 def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -422,17 +415,9 @@ def _tokens_path(folder: Path, token_fingerprint: str) -> Path:
 
 def _save_tokens(folder: Path, token_fingerprint: str, codes, masked):
     """Keep a variation's tokens (B, 14, T) so re-renders with other effects skip generation."""
-    path = _tokens_path(folder, token_fingerprint)
-    path.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tokens.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, codes=codes.cpu().numpy().astype(np.int16),
-                                masked=masked.cpu().numpy().astype(np.int16))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(_tokens_path(folder, token_fingerprint), "wb") as f:
+        np.savez_compressed(f, codes=codes.cpu().numpy().astype(np.int16),
+                            masked=masked.cpu().numpy().astype(np.int16))
 
 
 def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):

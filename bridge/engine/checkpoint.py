@@ -13,14 +13,13 @@ Anything else is an error that names the first offending key.
 """
 
 import dataclasses
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_file
 from .codec import Codec, CodecConfig
 from .layers import WeightNormed, fold_weight_norm, split_weight_norm
 from .transformer import TransformerConfig, VampNetTransformer
@@ -211,16 +210,8 @@ def save_checkpoint(model, path, extra_metadata: dict | None = None):
 
 
 def _atomic_torch_save(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def check_compatible(codec: Codec, coarse: VampNetTransformer, c2f: VampNetTransformer | None):
