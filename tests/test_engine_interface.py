@@ -154,3 +154,39 @@ def test_unknown_sampling_keyword_is_refused(tiny_interface, signal):
     z = tiny_interface.encode(signal)
     with pytest.raises(ValueError, match=r"unknown sampling option\(s\) \['temperture'\]"):
         tiny_interface.vamp(z, torch.ones_like(z), temperture=0.5)
+
+
+def test_make_beat_mask_keeps_frames_around_the_beats_of_a_click_track(tiny_interface):
+    from audiotools import AudioSignal
+
+    sr, bpm = 44100, 120
+    audio = np.zeros(sr * 4, dtype=np.float32)
+    for k in range(8):  # a click every 0.5 s
+        start = int(k * 60 / bpm * sr)
+        audio[start:start + 200] = np.hanning(200)
+    mask = tiny_interface.make_beat_mask(AudioSignal(audio[None, None], sr), before_beat_s=0.0, after_beat_s=0.05)
+    assert mask.shape == (1, 14, tiny_interface.s2t(4.0))
+    kept = (mask[0, 0] == 0).nonzero().flatten().tolist()
+    for k in range(1, 8):
+        beat_frame = round(k * 0.5 * sr / 768)
+        assert any(abs(f - beat_frame) <= 2 for f in kept), f"beat {k} at frame {beat_frame} not kept"
+    assert (mask == 1).float().mean() > 0.7  # most frames are regenerated
+
+
+def test_lora_load_merges_a_fine_tune_and_changes_the_logits(tiny_models, tmp_path):
+    from bridge.engine import Interface
+
+    interface = Interface(coarse_ckpt=tiny_models / "coarse.pth", coarse2fine_ckpt=tiny_models / "c2f.pth",
+                          codec_ckpt=tiny_models / "codec.pth", device="cpu")
+    codes = torch.randint(0, 1024, (1, 4, 20))
+    before = interface.coarse.forward(codes)
+    state = torch.load(tiny_models / "coarse.pth", weights_only=True)
+    w = state["state_dict"]["transformer.layers.0.self_attn.w_qs.weight"]
+    lora = {"transformer.layers.0.self_attn.w_qs.lora_A": torch.randn(8, w.shape[1]),
+            "transformer.layers.0.self_attn.w_qs.lora_B": torch.randn(w.shape[0], 8)}
+    torch.save({"state_dict": lora, "metadata": {"kwargs": {}}}, tmp_path / "coarse.pth")
+    interface.lora_load(coarse_ckpt=tmp_path / "coarse.pth")
+    after = interface.coarse.forward(codes)
+    assert not torch.allclose(before, after)
+    expected = w + lora["transformer.layers.0.self_attn.w_qs.lora_B"] @ lora["transformer.layers.0.self_attn.w_qs.lora_A"] / 8
+    assert torch.allclose(interface.coarse.transformer.layers[0].self_attn.w_qs.weight, expected, atol=1e-5)

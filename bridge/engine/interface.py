@@ -22,7 +22,7 @@ import torch
 
 from .. import dsp
 from .checkpoint import check_compatible, load_codec, load_transformer
-from .prompts import MaskRecipe
+from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
 
 LOUDNESS_TARGET_LUFS = -24.0
@@ -63,6 +63,7 @@ class Interface:
             raise ValueError("must provide a coarse checkpoint (coarse_ckpt=.../coarse.pth)")
         self.device = pick_device(device)
         self.codec = load_codec(codec_ckpt)
+        self._base_ckpts = {"coarse": coarse_ckpt, "c2f": coarse2fine_ckpt}
         self.coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
         self.c2f = load_transformer(coarse2fine_ckpt, coarse2fine_lora_ckpt) if coarse2fine_ckpt else None
         check_compatible(self.codec, self.coarse, self.c2f)
@@ -201,6 +202,41 @@ class Interface:
         recipe = MaskRecipe.from_json(recipe)
         mask = recipe.build(tuple(shape), generator, audio, self.codec.sample_rate, self.codec.hop_length)
         return mask.to(self.device)
+
+    def make_beat_mask(self, signal, before_beat_s: float = 0.1, after_beat_s: float = 0.1,
+                       mask_downbeats: bool = True, mask_upbeats: bool = True,
+                       downbeat_downsample_factor: int | None = None, beat_downsample_factor: int | None = None,
+                       dropout: float = 0.0, invert: bool = True, seed: int | None = None):
+        """The reference's beat-synced mask: 1 around the beats and 0 elsewhere, inverted by default
+        (so the beats are kept). Beats come from our detector; every 4th beat counts as a downbeat."""
+        audio = self._preprocess(signal).audio_data[0, 0].numpy()
+        n_frames = self.s2t(signal.duration)
+        beats = detect_beats(audio, self.codec.sample_rate, self.codec.hop_length)
+        downbeats = beats[::4][::downbeat_downsample_factor or 1]
+        upbeats = [b for b in beats if b not in set(beats[::4])][::beat_downsample_factor or 1]
+        chosen = (downbeats if mask_downbeats else []) + (upbeats if mask_upbeats else [])
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        around = torch.zeros(n_frames, dtype=torch.long)
+        before, after = self.s2t(before_beat_s), self.s2t(after_beat_s)
+        for beat in chosen:
+            span = around[max(0, beat - before):beat + after]
+            span[:] = torch.bernoulli(torch.full(span.shape, 1.0 - dropout), generator=generator).long()
+        mask = 1 - around if invert else around
+        n = self.c2f.n_codebooks if self.c2f is not None else self.coarse.n_codebooks
+        return mask[None, None, :].repeat(1, n, 1).to(self.device)
+
+    def lora_load(self, coarse_ckpt=None, c2f_ckpt=None, full_ckpts: bool = False):
+        """Switch fine-tunes: LoRA files merge into the base weights loaded at construction, or, with
+        `full_ckpts`, the given files replace the models outright."""
+        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
+        for name, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
+            if path is None:
+                continue
+            old = getattr(self, name)
+            model = load_transformer(path) if full_ckpts else load_transformer(self._base_ckpts[name], path)
+            model.chunk_size_s = old.chunk_size_s
+            setattr(self, name, model.to(self.device).prepare(codebooks))
+        check_compatible(self.codec, self.coarse, self.c2f)
 
     # --- generation -----------------------------------------------------------------------------
 
