@@ -6,12 +6,14 @@ position bias shared by all layers -> a 1x1 convolution head predicting `vocab_s
 each non-conditioning codebook. Parameter names match the released state dicts.
 
 Inference shortcuts, each local and commented below: Q/K/V projections fused into one matrix,
-attention through `scaled_dot_product_attention`, the position bias computed once per length,
-the codebook embedding folded into one table per codebook, and the head evaluated only at the
-(position, codebook) cells the sampler still needs.
+projections through oneDNN on x86 CPUs (`linear`) with the residual added inside the matrix
+product, attention through `scaled_dot_product_attention`, the position bias computed once per
+length, the codebook embedding folded into one table per codebook, and the head evaluated only at
+the (position, codebook) cells the sampler still needs.
 """
 
 import math
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +57,47 @@ def relative_position_buckets(length: int) -> torch.Tensor:  # -> (T_query, T_ke
     ).long()
     log_bucket = log_bucket.clamp(max=half - 1)
     return bucket + torch.where(n < exact, n, log_bucket)
+
+
+def _onednn_linear_op():
+    """oneDNN's fused linear (the kernel torch.compile uses for CPU linears), where it is worth using."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):  # a build without the op
+        return None
+
+
+_ONEDNN_LINEAR = _onednn_linear_op()
+
+
+def _cpu_autocast_enabled() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> (..., d_out)
+    """`x @ weight.T`, plus `residual` (same shape as the output) when given.
+
+    Float32 on an x86 CPU goes straight to oneDNN: `F.linear` calls MKL's sgemm there, which runs
+    a generic code path on AMD processors at about half of oneDNN's speed (benchmarks/README.md).
+    The residual is added to the float32 accumulator inside the product, the same rounding as a
+    separate add, one pass over the activations fewer. Results equal `F.linear` to float32
+    rounding, and each row's result does not depend on the other rows in the call (batch items
+    equal single runs), as with MKL. Anything else (CUDA, bf16 autocast, gradients,
+    `torch.backends.mkldnn.enabled = False`) takes the plain path.
+    """
+    if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and torch.backends.mkldnn.enabled and not _cpu_autocast_enabled()
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))):
+        if residual is None:
+            return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
+        return _ONEDNN_LINEAR.binary(x, residual, weight, None, "add")
+    y = F.linear(x, weight)
+    return y if residual is None else residual + y
 
 
 class CodebookEmbedding(nn.Module):
@@ -101,17 +144,18 @@ class MultiHeadRelativeAttention(nn.Module):
     def prepare(self):
         self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight])
 
-    def forward(self, x, position_bias):  # x (B, T, d), position_bias (1, H, T, T)
+    def forward(self, x, position_bias, residual=None):  # x (B, T, d), position_bias (1, H, T, T)
+        """Attention output projected by `fc`, plus `residual` when given (added inside the product)."""
         B, T, d = x.shape
         if self.w_qkv is not None:
-            q, k, v = F.linear(x, self.w_qkv).split(d, dim=-1)
+            q, k, v = linear(x, self.w_qkv).split(d, dim=-1)
         else:
             q, k, v = self.w_qs(x), self.w_ks(x), self.w_vs(x)
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
         # (B, H, T, d_head); logits scaled by 1/sqrt(d_head), plus the position bias
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=position_bias.to(q.dtype))
         y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
-        return self.fc(y)
+        return linear(y, self.fc.weight, residual)
 
 
 class FeedForward(nn.Module):
@@ -123,9 +167,9 @@ class FeedForward(nn.Module):
         self.w_1 = nn.Linear(d, 4 * d, bias=False)
         self.w_2 = nn.Linear(2 * d, d, bias=False)
 
-    def forward(self, x):
-        a, b = self.w_1(x).chunk(2, dim=-1)  # (B, T, 2d) each
-        return self.w_2(a * F.gelu(b, approximate="tanh"))
+    def forward(self, x, residual=None):  # x (B, T, d); `residual` is added inside the last product
+        a, b = linear(x, self.w_1.weight).chunk(2, dim=-1)  # (B, T, 2d) each
+        return linear(a * F.gelu(b, approximate="tanh"), self.w_2.weight, residual)
 
 
 class TransformerLayer(nn.Module):
@@ -137,8 +181,8 @@ class TransformerLayer(nn.Module):
         self.feed_forward = FeedForward(config)
 
     def forward(self, x, position_bias):
-        x = x + self.self_attn(self.norm_1(x), position_bias)
-        return x + self.feed_forward(self.norm_3(x))
+        x = self.self_attn(self.norm_1(x), position_bias, residual=x)  # x + attention
+        return self.feed_forward(self.norm_3(x), residual=x)  # x + feed-forward
 
 
 class TransformerStack(nn.Module):
