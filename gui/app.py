@@ -19,7 +19,14 @@ from PyQt6.QtWidgets import QApplication
 log = logging.getLogger(__name__)
 
 
+#: How long a thread may hold the GIL before another may take it. Python's default is 5 ms; the
+#: engine's worker thread runs Python between its tensor operations, and 1 ms keeps the UI
+#: thread's wait for the interpreter short without slowing the engine measurably.
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 def create_application(argv=None) -> QApplication:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv or sys.argv[:1]))
@@ -37,6 +44,8 @@ def create_window(file=None, model_dir=None, device=None, *, settings=None, osc_
     from .main_window import MainWindow
     from .settings import Settings
 
+    _preimport()
+
     settings = settings or Settings()
     port = settings.get_int("osc/port", 9071) if osc_port is None else osc_port
     bridge = EngineBridge(model_dir, device, osc_port=port, token=str(settings.get("osc/token", "")))
@@ -46,6 +55,16 @@ def create_window(file=None, model_dir=None, device=None, *, settings=None, osc_
     if file:
         window.open_file(file)
     return window
+
+
+def _preimport():
+    """Import what the worker thread and the slots would otherwise import lazily mid-job: an
+    import holds the import lock, and a UI slot importing the same module would wait for it."""
+    import bridge.fx  # noqa: F401
+    import bridge.pipeline  # noqa: F401
+    import bridge.render  # noqa: F401
+    import torch._dynamo  # noqa: F401  (pulled in by the first model load: ~800 modules, sympy included)
+    import torch.nn.functional  # noqa: F401
 
 
 def _install_excepthook(window):

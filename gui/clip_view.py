@@ -65,11 +65,11 @@ class ClipView(QWidget):
         self.spec_plot.getAxis("left").setLabel("Hz")
         self.wave_plot.setYRange(-1.05, 1.05, padding=0)
 
+        # The curves hold only the visible stretch at about one point per pixel (`_update_wave`):
+        # filling between two 300 000-point curves of a 10-minute clip would stall every repaint.
         self.wave_upper = pg.PlotDataItem(pen=pg.mkPen(WAVE_COLOR, width=1))
         self.wave_lower = pg.PlotDataItem(pen=pg.mkPen(WAVE_COLOR, width=1))
-        for item in (self.wave_upper, self.wave_lower):
-            item.setDownsampling(auto=True, method="peak")
-            item.setClipToView(True)
+        self._wave_peak = 1.0
         self.wave_fill = pg.FillBetweenItem(self.wave_upper, self.wave_lower, brush=pg.mkBrush(WAVE_COLOR))
         self.wave_plot.addItem(self.wave_fill)
         self.wave_plot.addItem(self.wave_upper)
@@ -120,9 +120,7 @@ class ClipView(QWidget):
             self.wave_lower.setData([], [])
             self.spec_image.clear()
             return
-        peak = max(1e-3, float(np.abs(clip.envelope_max).max()), float(np.abs(clip.envelope_min).max()))
-        self.wave_upper.setData(clip.envelope_x_frames, clip.envelope_max / peak)
-        self.wave_lower.setData(clip.envelope_x_frames, clip.envelope_min / peak)
+        self._wave_peak = max(1e-3, float(np.abs(clip.envelope_max).max()), float(np.abs(clip.envelope_min).max()))
         spec = clip.spectrogram_db.T  # (bands, T), row 0 = lowest band
         top = float(np.percentile(spec, 99.5))
         self.spec_image.setImage(spec, levels=(top - 80.0, top), autoLevels=False)
@@ -142,6 +140,29 @@ class ClipView(QWidget):
             self.wave_plot.setXRange(start_frame, end_frame, padding=0)
         finally:
             self._syncing = False
+        self._update_wave(start_frame, end_frame)
+
+    def _update_wave(self, start_frame: float, end_frame: float):
+        """Min/max of the visible envelope blocks, grouped to ~1 pair per pixel (plus a margin)."""
+        clip = self.clip
+        if clip is None:
+            return
+        x = clip.envelope_x_frames
+        width = end_frame - start_frame
+        lo = max(0, int(np.searchsorted(x, start_frame - 0.1 * width)) - 1)
+        hi = min(len(x), int(np.searchsorted(x, end_frame + 0.1 * width)) + 1)
+        pixels = max(100, self.graphics.width())
+        group = max(1, (hi - lo) // pixels)
+        n = max(1, (hi - lo) // group)
+        hi = min(len(x), lo + n * group)
+        n = (hi - lo) // group
+        if n < 1:
+            return
+        xs = x[lo:lo + n * group].reshape(n, group).mean(axis=1)
+        top = clip.envelope_max[lo:lo + n * group].reshape(n, group).max(axis=1) / self._wave_peak
+        bottom = clip.envelope_min[lo:lo + n * group].reshape(n, group).min(axis=1) / self._wave_peak
+        self.wave_upper.setData(xs, top)
+        self.wave_lower.setData(xs, bottom)
 
     def keyPressEvent(self, event):  # noqa: N802
         if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):

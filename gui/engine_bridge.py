@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 GUI_CLIENT = "gui"
 STATUS_POLL_MS = 1000  # how often queued jobs of other clients (Reaper) are looked for
+READY_POLL_MS = 200  # until the models are loaded: the status line should say so promptly
 
 
 class EngineBridge(QObject):
@@ -64,7 +65,7 @@ class EngineBridge(QObject):
         self._unsubscribe = None
         self._ready_sent = False
         self._poll = QTimer(self)
-        self._poll.setInterval(STATUS_POLL_MS)
+        self._poll.setInterval(READY_POLL_MS)
         self._poll.timeout.connect(self.poll_status)
 
     # -- life cycle -------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class EngineBridge(QObject):
         info = self.service.info()  # device "loading" until the worker has loaded the models
         if info.get("device") not in (None, "", "loading"):
             self._ready_sent = True
+            self._poll.setInterval(STATUS_POLL_MS)
             self.ready.emit(dict(info))
 
     # -- events (service threads) -------------------------------------------------------------

@@ -136,10 +136,19 @@ class MainWindow(QMainWindow):
         self.load_action = action("Load recipe…", self.choose_load_recipe, "Ctrl+L",
                                   "Load a saved recipe, a mask JSON or a variation's recipe")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.undo_action = self.mask_model.undo_stack.createUndoAction(self, "Undo")
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = self.mask_model.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        # Fixed labels (the stack's own actions rename themselves "Undo Brush", which makes the
+        # toolbar jump); the status tip names the step. Only bound methods of the actions are
+        # connected: the stack emits while it is destroyed, and a lambda holding the window could
+        # then run on a half-destroyed window.
+        stack = self.mask_model.undo_stack
+        self.undo_action = action("Undo", stack.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = action("Redo", stack.redo, QKeySequence.StandardKey.Redo)
+        stack.canUndoChanged.connect(self.undo_action.setEnabled)
+        stack.canRedoChanged.connect(self.redo_action.setEnabled)
+        stack.undoTextChanged.connect(self.undo_action.setStatusTip)
+        stack.redoTextChanged.connect(self.redo_action.setStatusTip)
+        self.undo_action.setEnabled(False)
+        self.redo_action.setEnabled(False)
         self.invert_action = action("Invert", self.mask_model.invert, "Ctrl+I", "Swap kept and regenerated tokens")
         self.clear_action = action("Keep all", self.mask_model.clear, "Ctrl+K", "Clear the mask: keep every token")
         self.fit_action = action("Fit", self.time_view.fit, "Ctrl+0", "Show the whole clip")

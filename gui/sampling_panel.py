@@ -11,7 +11,7 @@ import random
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                             QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                             QLineEdit, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from bridge.jobs.service import MAX_SEED, MAX_VARIATIONS_SPAN
 from bridge.request import C2F_STEPS_DEFAULT, SAMPLING_DEFAULTS
@@ -46,14 +46,15 @@ class SamplingPanel(QWidget):
         self.mask_temperature.setToolTip("Randomness of which tokens are committed first at each step")
         self.seed = QSpinBox(); self.seed.setRange(0, MAX_SEED - MAX_VARIATIONS_SPAN)
         self.seed.setToolTip("Variation k uses seed + k; the mask shown is variation 1's")
-        self.dice = QToolButton(); self.dice.setText("🎲"); self.dice.setToolTip("New random seed")
+        self.dice = QToolButton(); self.dice.setText("Roll"); self.dice.setToolTip("New random seed")
         self.variations = QSpinBox(); self.variations.setRange(1, 16)
         self.variations.setToolTip("How many variations one Vamp makes")
         self.fx = QComboBox()
         self.fx.setToolTip("Effect chain rendered after the engine (bridge/presets/fx)")
         self.output_dir = QLineEdit(); self.output_dir.setPlaceholderText("default render folder")
         self.output_dir.setToolTip("Where variations are written; empty = VampBridge's render folder")
-        browse = QPushButton("…"); browse.setFixedWidth(28); browse.clicked.connect(self._browse)
+        browse = QToolButton(); browse.setText("…"); browse.setToolTip("Choose the output folder")
+        browse.clicked.connect(self._browse)
         self._fill_fx()
 
         form = QFormLayout()

@@ -55,21 +55,35 @@ def regenerated_tokens(recipe_path: str, recipe: dict | None = None) -> np.ndarr
     return (masked == mask_token).astype(np.uint8)
 
 
+def _changed_fields(mask: dict) -> str:
+    """A mask recipe as the fields that differ from the defaults: what a person set."""
+    from bridge.engine.prompts import MaskRecipe
+
+    if mask.get("grid_rle") is not None or mask.get("grid") is not None:
+        return "painted by hand"
+    defaults = MaskRecipe().to_json()
+    parts = [f"{k}={v}" for k, v in mask.items() if k != "preset" and defaults.get(k, object()) != v]
+    origin = mask.get("preset") or "custom"
+    return f"{origin}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def recipe_summary(recipe: dict) -> str:
     if not recipe:
         return "(recipe not readable)"
-    mask = dict(recipe.get("mask", {}))
-    for painted in ("grid", "grid_rle"):
-        if painted in mask:
-            mask[painted] = f"<painted {len(mask[painted])} rows>"
     stats = recipe.get("stats", {})
-    lines = [f"{recipe.get('take_name', '')}   seed {recipe.get('seed')}",
-             f"regenerated {stats.get('masked_fraction', 0):.1%} of tokens, "
+    sampling = recipe.get("sampling", {})
+    chain = [entry.get("plugin", "?") for entry in recipe.get("fx", {}).get("chain", [])]
+    source = recipe.get("input", {})
+    lines = [f"{recipe.get('take_name', '')}",
+             f"seed {recipe.get('seed')} · regenerated {stats.get('masked_fraction', 0):.1%} of tokens · "
              f"{stats.get('changed_fraction', 0):.1%} differ from the original",
-             f"output: {recipe.get('output', {}).get('path', '')}",
-             "mask: " + json.dumps(mask, separators=(", ", ": ")),
-             "sampling: " + json.dumps(recipe.get("sampling", {}), separators=(", ", ": ")),
-             "fx: " + json.dumps(recipe.get("fx", {}).get("chain", []), separators=(", ", ": "))]
+             f"mask: {_changed_fields(recipe.get('mask', {}))}",
+             f"sampling: {sampling.get('sampling_steps')} + {sampling.get('c2f_sampling_steps')} steps, "
+             f"temperature {sampling.get('temperature')}, top-p {sampling.get('top_p')}, "
+             f"typical {sampling.get('typical_filtering')}, mask temperature {sampling.get('mask_temperature')}",
+             f"effects: {' > '.join(chain) or 'none'}",
+             f"from: {Path(source.get('path', '')).name} @ {source.get('start_s', 0):.2f} s",
+             f"file: {recipe.get('output', {}).get('path', '')}"]
     return "\n".join(lines)
 
 

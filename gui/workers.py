@@ -11,12 +11,12 @@ through the job service's own worker thread (`engine_bridge.py`).
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
-
-_live_tasks: set = set()  # keep Python wrappers alive until their signals fired
+from PyQt6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, pyqtSignal
 
 
 class Task(QObject):
+    """Carries one background call's outcome to the UI thread."""
+
     finished = pyqtSignal(object)
     failed = pyqtSignal(object)
 
@@ -34,19 +34,22 @@ class _Runnable(QRunnable):
             self.task.failed.emit(e)
         else:
             self.task.finished.emit(result)
+        finally:
+            self.task = None
 
 
 def run_in_background(fn, *args, on_result=None, on_error=None, **kwargs) -> Task:
     """Start `fn(*args, **kwargs)` on the global thread pool. The callbacks are connected before
     the work starts, so a result is never emitted to nobody."""
-    task = Task()
-    _live_tasks.add(task)
+    # Owned by the application, not by Python: otherwise the worker thread could drop the last
+    # Python reference and delete the QObject there while the UI thread still delivers its signal
+    # (a crash). deleteLater runs on the UI thread after the callbacks.
+    task = Task(QCoreApplication.instance())
     if on_result is not None:
         task.finished.connect(on_result)
     if on_error is not None:
         task.failed.connect(on_error)
-    # Forget the task on the UI thread, where its QObject lives.
-    task.finished.connect(lambda *_: _live_tasks.discard(task))
-    task.failed.connect(lambda *_: _live_tasks.discard(task))
+    task.finished.connect(task.deleteLater)
+    task.failed.connect(task.deleteLater)
     QThreadPool.globalInstance().start(_Runnable(task, fn, args, kwargs))
     return task

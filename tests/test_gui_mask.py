@@ -175,7 +175,9 @@ def editor(qtbot, tmp_path, groove):
     qtbot.addWidget(window)
     with qtbot.waitSignal(window.mask_generated, timeout=20000):
         window.open_file(groove)
-    return window
+    yield window
+    window.close()
+    window.deleteLater()  # deleted by the event loop now, not by the garbage collector at random
 
 
 def engine_mask(tiny_interface, recipe, clip, seed):

@@ -42,6 +42,7 @@ def window(qtbot, tmp_path, engine):
     w.sampling_panel.variations.setValue(1)
     yield w
     w.close()
+    w.deleteLater()  # deleted by the event loop now, not by the garbage collector at random
 
 
 def open_clip(qtbot, window, path):
