@@ -315,7 +315,7 @@ class Pipeline:
             t = time.perf_counter()
             result, fingerprint, token_fingerprint = planned[k]
             _save_tokens(Path(result.recipe_path).parent, token_fingerprint,
-                         vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in])
+                         vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in], codes)
             outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
             audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
                                      per_channel_audio=list(outputs) if request.per_channel else None)
@@ -413,11 +413,13 @@ def _tokens_path(folder: Path, token_fingerprint: str) -> Path:
     return folder / "tokens" / f"{token_fingerprint}.npz"
 
 
-def _save_tokens(folder: Path, token_fingerprint: str, codes, masked):
-    """Keep a variation's tokens (B, 14, T) so re-renders with other effects skip generation."""
+def _save_tokens(folder: Path, token_fingerprint: str, codes, masked, original):
+    """Keep a variation's tokens (rows, 14, T) so re-renders with other effects skip generation,
+    with the source's own codes beside them so editors can show what changed."""
     with atomic_file(_tokens_path(folder, token_fingerprint), "wb") as f:
         np.savez_compressed(f, codes=codes.cpu().numpy().astype(np.int16),
-                            masked=masked.cpu().numpy().astype(np.int16))
+                            masked=masked.cpu().numpy().astype(np.int16),
+                            original=original.cpu().numpy().astype(np.int16))
 
 
 def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):

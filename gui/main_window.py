@@ -31,7 +31,7 @@ from .recipe_panel import RecipePanel
 from .sampling_panel import SamplingPanel
 from .settings import Settings
 from .time_view import TimeView
-from .variations_panel import Variation, VariationsPanel, regenerated_tokens
+from .variations_panel import Variation, VariationsPanel, changed_tokens
 from .workers import run_in_background
 
 AUDIO_FILTER = "Audio (*.wav *.wave *.flac *.aif *.aiff *.mp3 *.ogg);;All files (*)"
@@ -657,7 +657,7 @@ class MainWindow(QMainWindow):
         if variation is None:
             self.grid.set_overlay(None)
             return
-        run_in_background(regenerated_tokens, variation.recipe_path,
+        run_in_background(changed_tokens, variation.recipe_path,
                           on_result=self._show_overlay,
                           on_error=lambda e: self.show_notice(f"No token file for this variation ({e}); "
                                                               "re-render it to see its tokens."))

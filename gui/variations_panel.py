@@ -41,18 +41,20 @@ class Variation:
             return {}
 
 
-def regenerated_tokens(recipe_path: str, recipe: dict | None = None) -> np.ndarray | None:
-    """(14, T) 1 where the variation's tokens were regenerated, from the pipeline's token file
-    (`tokens` in the recipe: `masked` holds the MASK id 1024 where the engine generated)."""
+def changed_tokens(recipe_path: str, recipe: dict | None = None) -> np.ndarray | None:
+    """(14, T) 1 where the variation's tokens differ from the source's, from the pipeline's token
+    file (`tokens` in the recipe: `codes` and the source's `original` codes). Files written before
+    `original` was stored give the cells that were regenerated instead (`masked` == MASK id)."""
     recipe = recipe if recipe is not None else json.loads(Path(recipe_path).read_text())
     relative = recipe.get("tokens")
     if not relative:
         return None
     path = Path(recipe_path).parent / relative
     with np.load(path) as data:
-        masked = data["masked"][0]  # (14, T): the first input channel's row
-    mask_token = 1024  # the codec's codebook size: the engine's MASK id
-    return (masked == mask_token).astype(np.uint8)
+        if "original" in data:
+            return (data["codes"][0] != data["original"][0]).astype(np.uint8)  # first input channel
+        mask_token = 1024  # the codec's codebook size: the engine's MASK id
+        return (data["masked"][0] == mask_token).astype(np.uint8)
 
 
 def _changed_fields(mask: dict) -> str:

@@ -2,6 +2,7 @@
 editor" over OSC, takes sent back to Reaper, recipes saved and loaded, settings kept."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,7 +66,11 @@ def test_job_on_tiny_weights_shows_its_variation_and_which_tokens_changed(qtbot,
     assert window.jobs_panel.rows[job_id].bar.value() == 1000
     window.variations_panel.changes.setChecked(True)  # the token view of the selected variation
     qtbot.waitUntil(lambda: window.grid.overlay is not None, timeout=10000)
-    np.testing.assert_array_equal(window.grid.overlay, window.mask_model.cells)
+    with np.load(Path(variation.recipe_path).parent / recipe["tokens"]) as tokens:
+        changed = (tokens["codes"][0] != tokens["original"][0]).astype(np.uint8)
+    np.testing.assert_array_equal(window.grid.overlay, changed)
+    assert changed.sum() > 0
+    assert not (changed & (1 - window.mask_model.cells)).any()  # only painted cells can change
 
 
 def test_cancel_stops_the_running_job_and_the_queued_one(qtbot, window, short_clip):
