@@ -242,7 +242,7 @@ def test_rerender_with_another_effect_chain_adds_a_take_whose_recipe_differs_onl
     assert report["errors"] == [] and report["messages"] == [], report["console"]
     original, vamped, rerendered = item_by_guid(report, report["out"]["guid"])["takes"]
     assert vamped["guid"] == report["out"]["vamp_take"]
-    assert rerendered["active"] and rerendered["name"] == vamped["name"]
+    assert rerendered["active"] and rerendered["name"] == vamped["name"] + " lofi"  # names its new chain
     assert rerendered["startoffs_s"] == vamped["startoffs_s"] == 0
     assert rerendered["file"] != vamped["file"] and Path(rerendered["file"]).is_file()
     assert Path(rerendered["file"]).read_bytes() != Path(vamped["file"]).read_bytes()
@@ -254,7 +254,7 @@ def test_rerender_with_another_effect_chain_adds_a_take_whose_recipe_differs_onl
     assert new["output"]["path"] == rerendered["file"]
 
     def what_was_asked(recipe: dict) -> dict:
-        kept = {k: v for k, v in recipe.items() if k not in RENDER_FACTS | {"fx"}}
+        kept = {k: v for k, v in recipe.items() if k not in RENDER_FACTS | {"fx", "take_name"}}
         # The request keeps the mask as sent: "balanced" the first time, the resolved recipe in
         # a re-render; the resolved mask is compared at the top level (`mask`).
         kept["request"] = {k: v for k, v in recipe["request"].items() if k not in ("fx", "mask")}
@@ -262,6 +262,7 @@ def test_rerender_with_another_effect_chain_adds_a_take_whose_recipe_differs_onl
 
     assert what_was_asked(new) == what_was_asked(old)  # same seed, mask, sampling, source, tokens
     assert new["mask"]["preset"] == "balanced"
+    assert new["take_name"] == old["take_name"] + " lofi"
     assert [u["description"] for u in report["undo_log"]] == [
         'VampBridge: 1 variation of "drums.wav"', f'VampBridge: re-render of "{vamped["name"]}"']
 

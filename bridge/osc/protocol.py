@@ -245,14 +245,15 @@ def _maybe_json(name: str, text: str) -> Any:
     if stripped[:1] in ("{", "["):
         return parse_json(name, stripped)
     if stripped.startswith("@"):
-        from bridge.request import load_json_argument
+        from bridge.request import RequestError, load_json_argument
         try:
-            value = load_json_argument(stripped, name)
+            value = load_json_argument(stripped, name)  # its errors never quote the file's content
+        except RequestError as e:
+            raise ProtocolError(e.code, str(e)) from None
         except RecursionError:
             value = None
         if isinstance(value, (dict, list)):
             return value
-        # Never echo what the file holds: the sender may not be allowed to read it.
         raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} does not hold a JSON "
                             "object or list")
     return stripped
