@@ -78,8 +78,9 @@ def _stage_start(stage: str) -> float:
 
 
 def cached_sha256(path: Path) -> str:
-    """sha256 of a (large, rarely changing) model file, remembered by path, size and mtime in the
-    user data folder, so starting a job does not re-read 1.5 GB of weights every time."""
+    """sha256 of a large, rarely changing file (weights, long source recordings), remembered by
+    path, size and modification time in the user data folder, so a job does not re-read 1.5 GB of
+    weights or a long recording every time."""
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -230,7 +231,7 @@ class Pipeline:
         t = time.perf_counter()
         interface = self.interface
         timings["load_s"] = time.perf_counter() - t
-        source_sha = sha256_file(request.source_path)
+        source_sha = cached_sha256(request.source_path)
         seeds = {k: request.seed + k for k in indices}
         planned = {}
         results = []
