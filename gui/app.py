@@ -42,13 +42,14 @@ def create_window(file=None, model_dir=None, device=None, *, settings=None, osc_
     """The window with a started engine bridge (also what the screenshots and benchmarks use)."""
     from .engine_bridge import EngineBridge
     from .main_window import MainWindow
-    from .settings import Settings
+    from .settings import ConnectionSettings, Settings
 
     _preimport()
 
     settings = settings or Settings()
-    port = settings.get_int("osc/port", 9071) if osc_port is None else osc_port
-    bridge = EngineBridge(model_dir, device, osc_port=port, token=str(settings.get("osc/token", "")))
+    connection = ConnectionSettings.read(settings)  # Edit > Settings… writes these; read once, here
+    port = connection.osc_port if osc_port is None else osc_port
+    bridge = EngineBridge(model_dir, device, osc_port=port, token=connection.token)
     window = MainWindow(bridge, settings)
     bridge.start()
     window._update_osc_label()

@@ -6,7 +6,7 @@ the headless service, plus one thing the headless service lacks: an editor for `
 
 All engine work runs on the job service's worker thread. Its events arrive on that thread; the
 bridge turns them into Qt signals, which Qt queues to the UI thread. Nothing here ever waits for
-the engine: `submit`, `cancel` and `status` only touch the queue and the SQLite store.
+the engine: `submit`, `cancel`, `resume` and `status` only touch the queue and the SQLite store.
 """
 
 from __future__ import annotations
@@ -82,13 +82,18 @@ class EngineBridge(QObject):
             self.osc_failed.emit(
                 f"Reaper can't reach the companion: OSC port {port} could not be opened ({e}). "
                 "Is `vampbridge serve` or another companion running? Stop it, or pick another "
-                "port under Settings and restart.")
+                "port under Edit > Settings… and restart the companion.")
         self._poll.start()
         return self
 
     @property
     def osc_port(self) -> int | None:
         return self.server.port if self.server is not None else None
+
+    @property
+    def token(self) -> str:
+        """The OSC token this service was started with ("" = none)."""
+        return self._osc[2]
 
     def close(self):
         self._poll.stop()
@@ -110,8 +115,21 @@ class EngineBridge(QObject):
     def cancel(self, job_id: str) -> None:
         self.service.cancel(job_id)
 
+    def resume(self, job_id: str) -> int:
+        """Queue an interrupted, cancelled or failed job again for its missing variations (same
+        seeds); returns its queue position. Raises JobError for a job that is done or unknown."""
+        return self.service.resume(job_id)
+
     def job(self, job_id: str):
         return self.service.job(job_id)
+
+    def pending(self) -> list:
+        """The companion's finished variations it never showed (it closed or died first)."""
+        try:
+            return self.service.pending(GUI_CLIENT)
+        except Exception as e:  # a convenience at start-up; never worth bothering the musician
+            log.warning("pending variations unavailable: %s", e)
+            return []
 
     def ack(self, job_id: str, variation: int) -> None:
         """The companion shows this variation: stop listing it as pending for `gui`."""

@@ -1,7 +1,10 @@
-"""Every queued and running job (the companion's and Reaper's), with progress and cancel.
+"""Every queued and running job (the companion's and Reaper's), with progress, cancel and resume.
 
 Rows appear when the companion submits a job, when any job reports progress, or when the
-once-a-second status poll finds a job not shown yet (a Reaper job still waiting in the queue).
+once-a-second status poll finds a job not shown yet: a Reaper job still waiting in the queue, or
+a job left `interrupted` when the service stopped (the companion closed or was killed; the job
+service marks these at start-up). Interrupted, cancelled and failed rows offer **Resume**, which
+asks `JobService.resume` to queue the missing variations again with their original seeds.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushBut
                              QToolButton, QVBoxLayout, QWidget)
 
 ACTIVE = ("queued", "running")
+#: States `JobService.resume` accepts (it refuses `done`; queued and running need no resume).
+RESUMABLE = ("interrupted", "cancelled", "failed")
 STAGE_NAMES = {"queued": "queued", "loading": "loading models", "encoding": "encoding", "coarse": "coarse",
                "c2f": "fine detail", "decoding": "decoding", "rendering": "rendering"}
 
 
 class JobRow(QFrame):
     cancel_clicked = pyqtSignal(str)
+    resume_clicked = pyqtSignal(str)
 
     def __init__(self, job_id: str, title: str, client: str, parent=None):
         super().__init__(parent)
@@ -39,6 +45,11 @@ class JobRow(QFrame):
         self.cancel.setText("✕")
         self.cancel.setToolTip("Cancel this job (finished variations stay)")
         self.cancel.clicked.connect(lambda: self.cancel_clicked.emit(self.job_id))
+        self.resume = QToolButton()
+        self.resume.setText("Resume")
+        self.resume.setToolTip("Make the missing variations of this job, with the seeds they would have had")
+        self.resume.clicked.connect(lambda: self.resume_clicked.emit(self.job_id))
+        self.resume.hide()
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.title)
@@ -47,6 +58,7 @@ class JobRow(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 4, 6, 4)
         row.addLayout(text, 1)
+        row.addWidget(self.resume, 0, Qt.AlignmentFlag.AlignVCenter)
         row.addWidget(self.cancel, 0, Qt.AlignmentFlag.AlignVCenter)
 
     def _who(self) -> str:
@@ -61,23 +73,45 @@ class JobRow(QFrame):
         self.detail.setText(f"{self._who()} · {STAGE_NAMES.get(stage, stage)}{which} · {fraction:.0%}")
 
     def set_finished(self, state: str, n_finished: int, n_total: int | None = None):
+        """Show a job that stopped: done, failed, cancelled, or interrupted (the service stopped)."""
         self.state = state
-        self.cancel.setEnabled(False)
+        # An interrupted job can still be cancelled, so that it is not offered again next start.
+        self.cancel.setEnabled(state == "interrupted")
+        self.cancel.setToolTip("Discard this interrupted job (finished variations stay)" if state == "interrupted"
+                               else "Cancel this job (finished variations stay)")
+        self.resume.setVisible(state in RESUMABLE)
+        self.resume.setEnabled(state in RESUMABLE)
         if state == "done":
             self.bar.setValue(1000)
+        else:
+            self.bar.setValue(int(round(1000 * n_finished / n_total)) if n_total else self.bar.value())
         total = f" of {n_total}" if n_total else ""
         self.detail.setText(f"{self._who()} · {state} · {n_finished}{total} variation(s)")
-        self.setProperty("finished", True)
+        self._set_finished_look(True)
+
+    def set_resumed(self):
+        """The job is queued again (Resume here, or `resume` from Reaper)."""
+        self.state = "queued"
+        self.cancel.setEnabled(True)
+        self.cancel.setToolTip("Cancel this job (finished variations stay)")
+        self.resume.hide()
+        self.detail.setText(f"{self._who()} · queued again")
+        self._set_finished_look(False)
+
+    def _set_finished_look(self, finished: bool):
+        self.setProperty("finished", finished)
         self.style().unpolish(self)
         self.style().polish(self)
 
 
 class JobsPanel(QWidget):
     cancel_requested = pyqtSignal(str)
+    resume_requested = pyqtSignal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows: dict[str, JobRow] = {}
+        self._cleared: set[str] = set()  # interrupted jobs put away with "Clear finished"
         self._list = QVBoxLayout()
         self._list.setContentsMargins(0, 0, 0, 0)
         self._list.setSpacing(4)
@@ -112,6 +146,7 @@ class JobsPanel(QWidget):
         title = f"{Path(source_path).name}" + (f" × {n_total}" if n_total else "")
         row = JobRow(job_id, title, client)
         row.cancel_clicked.connect(self.cancel_requested.emit)
+        row.resume_clicked.connect(self.resume_requested.emit)
         self.rows[job_id] = row
         self._list.insertWidget(0, row)
         self.empty.hide()
@@ -128,15 +163,20 @@ class JobsPanel(QWidget):
             row.set_finished(state, n_finished, n_finished + n_failed or None)
 
     def on_jobs_listed(self, statuses):
-        """Show jobs the companion has not seen yet (e.g. queued by Reaper) and fix stale states."""
+        """Show jobs the companion has not seen yet (queued by Reaper, or interrupted when the
+        service last stopped) and fix stale states."""
         for s in statuses:
             row = self.rows.get(s.job_id)
             if row is None:
-                if s.state not in ACTIVE:
-                    continue  # history of earlier sessions stays out of the way
+                wanted = s.state in ACTIVE or (s.state == "interrupted" and s.job_id not in self._cleared)
+                if not wanted:
+                    continue  # the rest of earlier sessions' history stays out of the way
                 row = self.add_job(s.job_id, s.source_path, s.client, s.n_total)
-            if s.state not in ACTIVE and row.state in ACTIVE:  # its DoneEvent came before the row
-                row.set_finished(s.state, s.n_finished, s.n_total)
+            if s.state not in ACTIVE and row.state != s.state:  # its DoneEvent came before the row
+                if row.state in ACTIVE or s.state == "interrupted":
+                    row.set_finished(s.state, s.n_finished, s.n_total)
+            elif s.state in ACTIVE and row.state not in ACTIVE:  # resumed elsewhere (Reaper's `resume`)
+                row.set_resumed()
 
     def clear_finished(self):
         for job_id, row in list(self.rows.items()):
@@ -144,6 +184,7 @@ class JobsPanel(QWidget):
                 self._list.removeWidget(row)
                 row.deleteLater()
                 del self.rows[job_id]
+                self._cleared.add(job_id)
         self.empty.setVisible(not self.rows)
 
     def active_jobs(self) -> list[str]:

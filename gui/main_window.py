@@ -25,11 +25,12 @@ from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
 from .playback import Player
-from .reaper_link import DEFAULT_LISTENER_PORT, send_takes
+from .reaper_link import send_takes
 from .recipe_io import EditorSettings, load_settings, save_settings
 from .recipe_panel import RecipePanel
 from .sampling_panel import SamplingPanel
-from .settings import Settings
+from .settings import ConnectionSettings, Settings
+from .settings_dialog import SettingsDialog
 from .time_view import TimeView
 from .variations_panel import Variation, VariationsPanel, changed_tokens
 from .workers import run_in_background
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
         self.load_action = action("Load recipe…", self.choose_load_recipe, "Ctrl+L",
                                   "Load a saved recipe, a mask JSON or a variation's recipe")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.settings_action = action("Settings…", self.choose_settings, QKeySequence.StandardKey.Preferences,
+                                      "OSC port and token, Reaper listener port")
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         # Fixed labels (the stack's own actions rename themselves "Undo Brush", which makes the
         # toolbar jump); the status tip names the step. Only bound methods of the actions are
         # connected: the stack emits while it is destroyed, and a lambda holding the window could
@@ -187,6 +191,8 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         for a in list(self.tool_actions.values()) + [self.invert_action, self.clear_action]:
             edit.addAction(a)
+        edit.addSeparator()
+        edit.addAction(self.settings_action)
         view = menu.addMenu("&View")
         for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
             view.addAction(a)
@@ -281,6 +287,7 @@ class MainWindow(QMainWindow):
         self.sampling_panel.variations.valueChanged.connect(self._update_vamp_button)
         self.vamp_button.clicked.connect(self.vamp)
         self.jobs_panel.cancel_requested.connect(self.cancel_job)
+        self.jobs_panel.resume_requested.connect(self.resume_job)
         vp = self.variations_panel
         vp.play_clicked.connect(self.play_variation)
         vp.stop_clicked.connect(self.player.stop)
@@ -301,6 +308,8 @@ class MainWindow(QMainWindow):
         bridge.ready.connect(self._on_engine_ready)
         bridge.osc_failed.connect(lambda message: (self.osc_label.setText("OSC: off"), self.show_notice(message)))
         self._update_osc_label()
+        for record in bridge.pending():  # finished while no window showed them (closed or killed)
+            self._on_result(record.job_id, record)
 
     def _update_osc_label(self):
         port = self.bridge.osc_port if self.bridge is not None else None
@@ -312,7 +321,35 @@ class MainWindow(QMainWindow):
     # -- settings ------------------------------------------------------------------------------
 
     def listener_port(self) -> int:
-        return self.settings.get_int("reaper/listener_port", DEFAULT_LISTENER_PORT)
+        return ConnectionSettings.read(self.settings).listener_port
+
+    def osc_token(self) -> str:
+        """The token the running service checks (Reaper's Listener expects the same one)."""
+        if self.bridge is not None:
+            return self.bridge.token
+        return ConnectionSettings.read(self.settings).token
+
+    def choose_settings(self) -> SettingsDialog:
+        """Edit > Settings…: a window-modal dialog; the ports and token are saved on OK."""
+        running = self.bridge is not None
+        dialog = SettingsDialog(self.settings, self.bridge.osc_port if running else None,
+                                self.bridge.token if running else None, self)
+        dialog.accepted.connect(self._on_settings_saved)
+        dialog.finished.connect(dialog.deleteLater)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _on_settings_saved(self):
+        self._update_osc_label()
+        saved = ConnectionSettings.read(self.settings)
+        running_port = self.bridge.osc_port if self.bridge is not None else None
+        if self.bridge is not None and (saved.osc_port != running_port or saved.token != self.bridge.token):
+            self.show_notice(f"Settings saved. The companion listens on OSC port {saved.osc_port}"
+                             f"{' with the new token' if saved.token != self.bridge.token else ''} from its next "
+                             "start: close it and open it again.", "info")
+        else:
+            self.show_notice("Settings saved.", "info")
 
     def _restore_settings(self):
         s = self.settings
@@ -600,6 +637,19 @@ class MainWindow(QMainWindow):
         except Exception as e:
             self.show_notice(f"Could not cancel: {e}")
 
+    def resume_job(self, job_id: str):
+        """Queue an interrupted (or cancelled, or failed) job again: its missing variations are
+        made with the seeds they would have had, so they come out as they would have."""
+        try:
+            self.bridge.resume(job_id)
+        except Exception as e:  # JobError: done already, or unknown (the store was replaced)
+            self.show_notice(f"Could not resume the job: {e}")
+            return
+        row = self.jobs_panel.rows.get(job_id)
+        if row is not None:
+            row.set_resumed()
+        self.statusBar().showMessage("Job queued again for its missing variations", 4000)
+
     def _on_job_done(self, job_id, state, n_finished, n_failed):
         self.jobs_panel.on_done(job_id, state, n_finished, n_failed)
         if state == "done":
@@ -701,7 +751,7 @@ class MainWindow(QMainWindow):
                              "(VampBridge: Open in editor) and vamp it there or here.")
             return
         self.statusBar().showMessage(f"Sending {len(takes)} take(s) to Reaper…")
-        run_in_background(send_takes, takes, port=self.listener_port(),
+        run_in_background(send_takes, takes, port=self.listener_port(), token=self.osc_token(),
                           on_result=self._on_takes_sent,
                           on_error=lambda e: self.show_notice(f"Could not reach Reaper: {e}"))
 

@@ -8,9 +8,14 @@ isolates tests and studios, and a person can read or delete it. Values round-tri
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
+
+from bridge.osc.server import DEFAULT_PORT as DEFAULT_OSC_PORT  # the port `vampbridge serve` uses
+
+from .reaper_link import DEFAULT_LISTENER_PORT  # the Reaper Listener script's port
 
 
 def default_settings_path() -> Path:
@@ -56,3 +61,26 @@ class Settings:
 
     def sync(self):
         self.qsettings.sync()
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How Reaper and the companion reach each other (Edit > Settings…, keys under `osc/` and
+    `reaper/`). The OSC port and token are read once, when the companion starts its service; the
+    Reaper listener port at every Send to Reaper."""
+
+    osc_port: int = DEFAULT_OSC_PORT
+    token: str = ""
+    listener_port: int = DEFAULT_LISTENER_PORT
+
+    @classmethod
+    def read(cls, settings: Settings) -> "ConnectionSettings":
+        return cls(osc_port=settings.get_int("osc/port", DEFAULT_OSC_PORT),
+                   token=str(settings.get("osc/token", "")),
+                   listener_port=settings.get_int("reaper/listener_port", DEFAULT_LISTENER_PORT))
+
+    def write(self, settings: Settings):
+        settings.set("osc/port", int(self.osc_port))
+        settings.set("osc/token", self.token)
+        settings.set("reaper/listener_port", int(self.listener_port))
+        settings.sync()

@@ -1,5 +1,6 @@
 """The companion window with its embedded service: jobs on tiny weights, cancel, Reaper's "open in
-editor" over OSC, takes sent back to Reaper, recipes saved and loaded, settings kept."""
+editor" over OSC, takes sent back to Reaper, files dropped on the window, recipes saved and loaded
+(and a variation's recipe used again), settings kept."""
 
 import json
 from pathlib import Path
@@ -8,11 +9,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from bridge.engine.prompts import MaskRecipe, preset  # noqa: E402
 from gui.engine_bridge import EngineBridge  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
+from gui.mask_grid import build_recipe_mask  # noqa: E402
 from gui.settings import Settings  # noqa: E402
 
 from conftest import tone, write_wav  # noqa: E402
@@ -83,6 +87,7 @@ def test_cancel_stops_the_running_job_and_the_queued_one(qtbot, window, short_cl
     qtbot.waitUntil(lambda: window.jobs_panel.rows[running].state == "cancelled"
                     and window.jobs_panel.rows[queued].state == "cancelled", timeout=JOB_TIMEOUT_MS)
     assert not window.jobs_panel.rows[running].cancel.isEnabled()
+    assert not window.jobs_panel.rows[running].resume.isHidden()  # the service resumes cancelled jobs
 
 
 def test_open_in_editor_over_osc_loads_the_region_and_remembers_the_item(qtbot, window, tmp_path):
@@ -100,8 +105,10 @@ def test_open_in_editor_over_osc_loads_the_region_and_remembers_the_item(qtbot, 
     assert window.clip is clip and window.variations_panel._send_allowed
 
 
-def test_send_to_reaper_sends_a_take_per_chosen_variation(qtbot, window, tmp_path):
-    """A stand-in for Reaper's Listener script answers /vampbridge/take with take_added."""
+@pytest.mark.parametrize("token", ["", "studio-b"])
+def test_send_to_reaper_sends_a_take_per_chosen_variation_with_the_token(qtbot, window, tmp_path, token):
+    """A stand-in for Reaper's Listener script answers /vampbridge/take with take_added. The
+    Listener drops requests without Reaper's token, which is the service's token."""
     import socket
     import threading
 
@@ -124,6 +131,10 @@ def test_send_to_reaper_sends_a_take_per_chosen_variation(qtbot, window, tmp_pat
             listener.sendto(build_message("/vampbridge/take_added", (request_id, True, "added")),
                             (sender[0], reply_port))
 
+    if token:  # a companion with a token set (without a running service, read from its settings)
+        window = MainWindow(None, Settings(tmp_path / "with-token.ini"))
+        qtbot.addWidget(window)
+        window.settings.set("osc/token", token)
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     window.settings.set("reaper/listener_port", listener.getsockname()[1])
@@ -135,7 +146,86 @@ def test_send_to_reaper_sends_a_take_per_chosen_variation(qtbot, window, tmp_pat
     listener.close()
     assert [o.ok for o in sent.args[0]] == [True, True]
     assert [r[0] for r in received] == ["/vampbridge/take"] * 2
-    assert received[1][1][3:] == ("{ITEM}", "/tmp/v1.wav", "/tmp/v1.json", "vamp 2 custom s11")
+    assert received[1][1][2:] == (token, "{ITEM}", "/tmp/v1.wav", "/tmp/v1.json", "vamp 2 custom s11")
+
+
+def drop_files(widget, *paths):
+    """Drag local files over `widget` and drop them, as a file manager does: a QDragEnterEvent,
+    then a QDropEvent, through QApplication (which hands them up to the widget accepting drops)."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = widget.rect().center()
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    drop = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    return enter, drop
+
+
+def test_dropping_a_wav_on_the_window_loads_it(qtbot, window, tmp_path):
+    dropped = write_wav(tmp_path / "dropped loop.wav", tone(0.75, freq_hz=330.0), 44100)
+    with qtbot.waitSignal(window.clip_loaded, timeout=20000) as loaded:
+        enter, drop = drop_files(window.grid, dropped)  # over the token grid, a child of the window
+    assert enter.isAccepted() and drop.isAccepted()
+    clip = loaded.args[0]
+    assert window.clip is clip and clip.path == str(dropped)
+    assert clip.source_audio.shape == (1, int(0.75 * 44100))
+    assert window.windowTitle() == "VampBridge — dropped loop.wav"
+
+
+def test_dropping_a_file_that_is_not_audio_shows_a_notice_in_the_window(qtbot, window, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio\n")
+    with qtbot.waitSignal(window.notice_shown, timeout=10000) as shown:
+        drop_files(window.grid, notes)
+    text, level = shown.args
+    assert level == "error" and "Could not open notes.txt" in text and "Choose a WAV" in text
+    assert window.notice.label.text() == text and not window.notice.isHidden()
+    assert window.clip is None  # nothing half-loaded; pytest-qt fails the test on any slot exception
+
+
+def test_use_recipe_restores_the_variations_mask_sampling_and_seed(qtbot, window, short_clip):
+    open_clip(qtbot, window, short_clip)
+    window.recipe_panel.live.setChecked(False)
+    window.recipe_panel.preset_box.setCurrentText("rhythm")
+    window.recipe_panel.w["periodic_prompt"].setValue(5)
+    window.recipe_panel.w["dropout"].setValue(0.1)
+    window.recipe_panel.blocks.setText("0.1-0.3")
+    window.sampling_panel.set_sampling({"sampling_steps": 3, "c2f_sampling_steps": 1, "temperature": 0.9,
+                                        "top_p": 0.8})
+    window.sampling_panel.seed.setValue(2024)
+    window.sampling_panel.variations.setValue(2)
+    with qtbot.waitSignal(window.mask_generated, timeout=20000):
+        window.generate_mask()
+    window.vamp()
+    qtbot.waitUntil(lambda: len(window.variations_panel.variations()) == 2, timeout=JOB_TIMEOUT_MS)
+    second = next(v for v in window.variations_panel.variations() if v.index == 1)
+    recipe = json.loads(Path(second.recipe_path).read_text())
+
+    # Move every field away from the recipe, then use it again.
+    window.recipe_panel.set_recipe(preset("subtle"))
+    window.sampling_panel.set_sampling({"sampling_steps": 40, "c2f_sampling_steps": 5, "temperature": 1.3})
+    window.sampling_panel.seed.setValue(7)
+    window.variations_panel.list.setCurrentRow(window.variations_panel.variations().index(second))
+    with qtbot.waitSignal(window.mask_generated, timeout=20000):
+        window.variations_panel.use_recipe.click()
+
+    assert window.recipe_panel.recipe().to_json() == recipe["mask"]
+    assert recipe["mask"]["periodic_prompt"] == 5 and recipe["mask"]["blocks_s"] == [[0.1, 0.3]]
+    assert window.sampling_panel.seed.value() == recipe["seed"] == 2025  # variation 2's own seed
+    sampling = window.sampling_panel.sampling()
+    assert sampling == {key: recipe["sampling"][key] for key in sampling}
+    assert (sampling["sampling_steps"], sampling["c2f_sampling_steps"], sampling["top_p"]) == (3, 1, 0.8)
+    # The grid shows the mask that variation drew: the recipe built with its seed.
+    expected = build_recipe_mask(MaskRecipe.from_json(recipe["mask"]), window.clip.n_frames, recipe["seed"],
+                                 window.clip.engine_audio)
+    np.testing.assert_array_equal(window.mask_model.cells, expected)
+    with np.load(Path(second.recipe_path).parent / recipe["tokens"]) as tokens:
+        engine_masked = (tokens["masked"][0] == 1024).astype(np.uint8)
+    # The engine regenerated only cells the grid shows (it may keep a coarse chunk's edge frames).
+    assert engine_masked.sum() > 0 and not (engine_masked & (1 - window.mask_model.cells)).any()
 
 
 def test_saved_recipe_loads_back_identically(qtbot, window, short_clip, tmp_path):
