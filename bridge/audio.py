@@ -80,7 +80,12 @@ def probe(path):
     """Describe the audio file at `path` without decoding its samples (SourceInfo)."""
     path = os.fspath(path)
     with _open_for_reading(path) as source:
-        info = _info_from_open_file(path, source)
+        return _checked_info(path, source)
+
+
+def _checked_info(path, source):
+    """SourceInfo of an open file, refusing truncated and empty files."""
+    info = _info_from_open_file(path, source)
     _check_not_truncated(path)
     if info.n_samples == 0:
         raise AudioError(f"audio file holds no samples (0 frames): {path}; re-export or re-record it")
@@ -188,10 +193,7 @@ def read_region(path, start_s=0.0, length_s=None):
     """
     path = os.fspath(path)
     with _open_for_reading(path) as source:
-        info = _info_from_open_file(path, source)
-        _check_not_truncated(path)
-        if info.n_samples == 0:
-            raise AudioError(f"audio file holds no samples (0 frames): {path}; re-export or re-record it")
+        info = _checked_info(path, source)
         start, count = _region_in_samples(path, info, start_s, length_s)
         try:
             source.seek(start)

@@ -305,21 +305,12 @@ class BridgeServer:
     def _submit(self, cmd: Command, reply: "_Reply", request) -> None:
         job_id = cmd.header.request_id
         priority = protocol.priority_of(cmd)
-        route = _Route(reply.host, reply.port)
-        with route.lock:  # the job's events wait until `accepted` is out
-            with self._routes_lock:
-                previous = self._routes.get(job_id)
-                self._routes[job_id] = route
-            try:
-                self.service.submit(request, cmd.args["client"], priority, job_id=job_id)
-            except Exception:
-                with self._routes_lock:
-                    if previous is None:
-                        self._routes.pop(job_id, None)
-                    else:
-                        self._routes[job_id] = previous
-                raise
-            reply("accepted", self.service.queue_position(job_id) or 0)
+
+        def submit() -> int:
+            self.service.submit(request, cmd.args["client"], priority, job_id=job_id)
+            return self.service.queue_position(job_id) or 0
+
+        self._accept_routed(job_id, reply, submit)
 
     def _on_cancel(self, cmd: Command, reply: "_Reply") -> None:
         job_id = cmd.args["job_id"]
@@ -328,13 +319,19 @@ class BridgeServer:
 
     def _on_resume(self, cmd: Command, reply: "_Reply") -> None:
         job_id = cmd.args["job_id"]
+        self._accept_routed(job_id, reply, lambda: self.service.resume(job_id))
+
+    def _accept_routed(self, job_id: str, reply: "_Reply", start: Callable[[], int]) -> None:
+        """Route the job's events to this reply address, `start()` it (returns its queue position)
+        and reply `accepted`. The job's events wait on the route's lock until `accepted` is out;
+        if `start` fails, the previous route (if any) is put back."""
         route = _Route(reply.host, reply.port)
         with route.lock:
             with self._routes_lock:
                 previous = self._routes.get(job_id)
                 self._routes[job_id] = route
             try:
-                position = self.service.resume(job_id)
+                position = start()
             except Exception:
                 with self._routes_lock:
                     if previous is None:
