@@ -108,16 +108,20 @@ def make_pipeline(args):
             pick_device(device)  # a bad --device is one line, before any model loads
         except RuntimeError as e:
             raise CliError(f"--device {device}: {str(e).splitlines()[0]}") from None
-    return Pipeline(model_dir=getattr(args, "model", None), device=device, finetune=getattr(args, "finetune", None))
+    from .models import resolve_model_dir
+
+    # Resolved now, so the note about the bundled untrained weights comes before any progress bar.
+    model_dir = resolve_model_dir(getattr(args, "model", None))
+    return Pipeline(model_dir=model_dir, device=device, finetune=getattr(args, "finetune", None))
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 
 def cmd_vamp(args):
-    pipeline = make_pipeline(args)
     request = request_from_args(args, args.input)
-    request.validate()  # errors before any model loading
+    request.validate()  # bad input is reported before any model work
+    pipeline = make_pipeline(args)
     results = ProgressBar(Path(args.input).name).run(lambda bar: pipeline.run(request, on_progress=bar))
     for r in results:
         print(f"{r.take_name}: {r.audio_path}" + (" (already there)" if r.reused else ""))
