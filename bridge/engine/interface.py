@@ -275,7 +275,7 @@ class Interface:
         for i in range(n_chunks):
             length = min(chunk_len, z.shape[-1] - i * chunk_len)
             groups.setdefault(length, []).append(i)
-        max_rows = max_rows or (64 if self.device.type == "cuda" else 8)
+        max_rows = max_rows or (64 if self.device.type == "cuda" else 16)
         total_rows = B * n_chunks
         done_rows = 0
         for length, chunk_ids in groups.items():
