@@ -171,9 +171,9 @@ class Pipeline:
 
     # --- naming --------------------------------------------------------------------------------
 
-    def _fingerprints(self, request: VampRequest, recipe: MaskRecipe, source_sha: str, seed: int):
+    def _fingerprints(self, request: VampRequest, recipe: MaskRecipe, options, c2f_steps: int, chain,
+                      source_sha: str, seed: int):
         """(tokens, output): hashes of everything that determines a variation's tokens, and its file."""
-        options, c2f_steps = request.sampling_options()
         tokens = {
             "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
             "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
@@ -181,7 +181,7 @@ class Pipeline:
             "models": {k: v["sha256"] for k, v in self._model_info["files"].items()},
         }
         output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
-                  "fx": request.fx_chain().to_dict(), "bit_depth": request.bit_depth}
+                  "fx": chain.to_dict(), "bit_depth": request.bit_depth}
         digest = lambda value: hashlib.sha256(_canonical(value).encode()).hexdigest()[:10]  # noqa: E731
         return digest(tokens), digest(output)
 
@@ -236,7 +236,8 @@ class Pipeline:
         planned = {}
         results = []
         for k in indices:
-            token_fingerprint, fingerprint = self._fingerprints(request, recipe, source_sha, seeds[k])
+            token_fingerprint, fingerprint = self._fingerprints(request, recipe, options, c2f_steps, chain,
+                                                                source_sha, seeds[k])
             audio_path, recipe_path = self._paths(output_dir, request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(audio_path), str(recipe_path),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())

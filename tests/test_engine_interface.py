@@ -190,3 +190,15 @@ def test_lora_load_merges_a_fine_tune_and_changes_the_logits(tiny_models, tmp_pa
     assert not torch.allclose(before, after)
     expected = w + lora["transformer.layers.0.self_attn.w_qs.lora_B"] @ lora["transformer.layers.0.self_attn.w_qs.lora_A"] / 8
     assert torch.allclose(interface.coarse.transformer.layers[0].self_attn.w_qs.weight, expected, atol=1e-5)
+
+
+def test_coarse_to_fine_honours_the_references_sampling_steps_spelling(tiny_interface):
+    from bridge.engine.sampler import Trace
+
+    z = torch.randint(0, 1024, (1, 14, 20))
+    trace = Trace()
+    tiny_interface.coarse_to_fine(z, _sampling_steps=3, seed=0, trace=trace)
+    assert len(trace.runs[0]["steps"]) == 3
+    trace = Trace()
+    tiny_interface.coarse_to_fine(z, seed=0, trace=trace)
+    assert len(trace.runs[0]["steps"]) == 2  # the default, as in the reference

@@ -302,7 +302,8 @@ class Interface:
     def _options(self, options=None, **kwargs) -> SamplingOptions:
         if options is not None:
             return options
-        kwargs.pop("_sampling_steps", None)
+        if "_sampling_steps" in kwargs:  # the reference's coarse_to_fine spells the step count so
+            kwargs["sampling_steps"] = kwargs.pop("_sampling_steps")
         return SamplingOptions.from_dict(kwargs)
 
     @torch.inference_mode()
