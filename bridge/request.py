@@ -66,11 +66,14 @@ def check_output_dir(path) -> Path:
     p = Path(os.path.expanduser(str(path)))
     if not p.is_absolute():
         raise RequestError("output_dir", f"output folder must be an absolute path, got {str(path)!r}", "bad_output_dir")
-    resolved = p.resolve()
-    for candidate in {Path(os.path.abspath(p)), resolved}:
+    given, resolved = Path(os.path.abspath(p)), p.resolve()
+    # Both spellings are checked: /bin is a link to /usr/bin on merged-/usr systems, and a link in
+    # the user's home may point into a system folder. The message names both when they differ.
+    named = str(given) if given == resolved else f"{given} (which is {resolved})"
+    for candidate in (given, resolved):
         for system in SYSTEM_FOLDERS:
             if candidate == system or (system != Path("/") and system in candidate.parents):
-                raise RequestError("output_dir", f"refusing to write into the system folder {candidate}; "
+                raise RequestError("output_dir", f"refusing to write into the system folder {named}; "
                                    "choose a folder in your project or home", "bad_output_dir")
     if resolved.exists() and not resolved.is_dir():
         raise RequestError("output_dir", f"output path {resolved} exists and is not a folder", "bad_output_dir")

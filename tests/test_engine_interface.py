@@ -202,3 +202,27 @@ def test_coarse_to_fine_honours_the_references_sampling_steps_spelling(tiny_inte
     trace = Trace()
     tiny_interface.coarse_to_fine(z, seed=0, trace=trace)
     assert len(trace.runs[0]["steps"]) == 2  # the default, as in the reference
+
+
+def test_feedback_passes_regenerate_a_rolled_mask_and_fine_tokens_wherever_coarse_changed(tiny_interface,
+                                                                                          signal):
+    z = tiny_interface.encode(signal)
+    mask = torch.zeros_like(z)
+    mask[:, :, 10:16] = 1  # six frames in the middle
+    one, masked_one = tiny_interface.vamp(z, mask, return_mask=True, seed=4, sampling_steps=2)
+    two, masked_two = tiny_interface.vamp(z, mask, return_mask=True, seed=4, sampling_steps=2, feedback_steps=2)
+    # the first pass is the same as a single-pass vamp; the second regenerates a rolled mask, so
+    # tokens outside the original six frames change as well, and their fine codebooks follow
+    coarse_changed = (two[0, :4] != z[0, :4]).any(dim=0)
+    outside = torch.ones(46, dtype=torch.bool)
+    outside[10:16] = False
+    assert not (one[0, :4, outside] != z[0, :4, outside]).any()
+    assert coarse_changed[outside].any()
+    moved = (masked_two[0, :4] == MASK).any(dim=0)
+    assert moved[outside].any() and moved.sum() == 6  # a rolled copy of the six frames
+    assert ((masked_two[0, 4:] == MASK).any(dim=0) >= coarse_changed).all()
+    # seeded: the same call again gives the same tokens, and a batch row equals its single run
+    again = tiny_interface.vamp(z, mask, seed=4, sampling_steps=2, feedback_steps=2)
+    assert torch.equal(again, two)
+    batch = tiny_interface.vamp(z, mask, batch_size=2, seeds=[9, 4], sampling_steps=2, feedback_steps=2)
+    assert torch.equal(batch[1], two[0])

@@ -17,6 +17,16 @@ def test_system_and_shared_folders_are_refused(tmp_path, folder):
     assert str(Path(folder).resolve()) in str(e.value)
 
 
+def test_a_link_into_a_system_folder_is_refused_and_named_both_ways(tmp_path):
+    link = tmp_path / "renders"
+    link.symlink_to("/etc")
+    with pytest.raises(Exception) as e:
+        check_output_dir(str(link / "today"), tmp_path)
+    assert e.value.code == "bad_output_dir"
+    assert f"{link / 'today'} (which is /etc/today)" in str(e.value)
+    assert not Path("/etc/today").exists()
+
+
 def test_home_folder_itself_is_refused(tmp_path):
     with pytest.raises(Exception) as e:
         check_output_dir(str(Path.home()), tmp_path)

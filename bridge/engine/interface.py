@@ -363,6 +363,17 @@ class Interface:
             return out, z[:, :n].masked_fill(mask.bool(), self.c2f.mask_token)
         return out
 
+    @staticmethod
+    def _rolled(mask, seeds, feedback_pass: int):
+        """Each variation's mask rolled in time by its own seeded amount (the reference draws it from
+        the global RNG; a per-variation seed keeps batch and single runs the same)."""
+        n_frames = mask.shape[-1]
+        rows = []
+        for b, seed in enumerate(seeds):
+            g = torch.Generator().manual_seed(derive_seed(seed, "feedback", feedback_pass))
+            rows.append(mask[b].roll(int(torch.randint(0, n_frames, (1,), generator=g)), dims=-1))
+        return torch.stack(rows)
+
     @torch.inference_mode()
     def vamp(self, codes, mask, batch_size: int = 1, feedback_steps: int = 1, time_stretch_factor: int = 1,
              return_mask: bool = False, seed=None, seeds=None, c2f_sampling_steps: int = 2,
@@ -384,13 +395,17 @@ class Interface:
             added[:, :, ::time_stretch_factor] = 0
             mask = mask | added
         seeds = self._seeds(batch_size, seed, seeds)
-        zv = z
+        zv, pass_mask, changed = z, mask, mask
         for i in range(feedback_steps):
-            zv, mask_z = self.coarse_vamp(zv, mask, return_mask=True, seeds=[s + 7919 * i for s in seeds],
+            if i > 0:  # like the reference, each feedback pass regenerates a rolled copy of the mask
+                pass_mask = self._rolled(mask, seeds, i)
+                changed = changed | pass_mask
+            zv, mask_z = self.coarse_vamp(zv, pass_mask, return_mask=True, seeds=[s + 7919 * i for s in seeds],
                                           options=options, on_step=on_step, trace=trace)
         if self.c2f is not None:
+            # fine tokens are regenerated wherever any pass changed the coarse ones
             c2f_options = SamplingOptions(**{**options.to_dict(), "sampling_steps": c2f_sampling_steps})
-            zv, fine_mask = self.coarse_to_fine(zv, mask, return_mask=True, seeds=seeds, options=c2f_options,
+            zv, fine_mask = self.coarse_to_fine(zv, changed, return_mask=True, seeds=seeds, options=c2f_options,
                                                 on_step=on_step, trace=trace)
             mask_z = torch.cat([mask_z, fine_mask[:, self.coarse.n_codebooks:]], dim=1)
         return (zv, mask_z) if return_mask else zv
