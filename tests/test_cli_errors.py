@@ -4,7 +4,6 @@ and no file in the output folder. A few run as real processes to check the exit 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +71,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tiny_models, tmp_path, c
 def test_unknown_fx_fails_before_any_model_loads(tmp_path, capsys):
     source = write_wav(tmp_path / "clip.wav", tone(0.5), 44100)
     (tmp_path / "not-a-model").mkdir()  # loading from here would fail with a model error instead
-    started = time.perf_counter()
     code = main(["vamp", str(source), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "not-a-model"),
                  "--fx", '[{"plugin": "Compressor"}, {"plugin": "Flanger"}]'])
     assert code == 2
     err = capsys.readouterr().err
     assert "effect chain entry 1 (Flanger)" in err and "model" not in err
-    assert time.perf_counter() - started < 5
 
 
 def test_digital_silence_renders_finite_silence(tiny_models, tmp_path):
