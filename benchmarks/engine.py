@@ -134,6 +134,7 @@ def build_interface(size: str, device, seed: int = 0):
     interface.coarse.chunk_size_s = 10.0
     interface.c2f.chunk_size_s = 3.0
     interface.beat_tracker = None
+    interface.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1"  # set by --compile
     return interface.to(device)
 
 
@@ -391,6 +392,8 @@ def parse_args(argv=None):
     p.add_argument("--codec-minutes", type=float, default=10.0, help="length of the codec test (0: skip)")
     p.add_argument("--timeout-s", type=float, default=7200.0, help="per case")
     p.add_argument("--out", type=Path, default=None, help="results file (default: results/engine-<device>.json)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the transformers (VAMPBRIDGE_COMPILE=1); the warm-up run compiles")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     if "--quick" in (sys.argv[1:] if argv is None else argv):  # new defaults; explicit options still win
         p.set_defaults(sizes=["small"], durations=[5.0], steps=2, step_batches=[], codec_minutes=0.0)
@@ -401,6 +404,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.child:
         return child_main(json.loads(args.child))
+    if args.compile:
+        os.environ["VAMPBRIDGE_COMPILE"] = "1"  # the measuring subprocesses inherit it
     sys.path.insert(0, str(ROOT))
     from bridge.engine import pick_device
 

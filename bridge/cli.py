@@ -227,7 +227,7 @@ def cmd_serve(args):
     from .osc.server import serve
 
     return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
-                 data_dir=args.data_dir) or 0
+                 data_dir=args.data_dir, keep_days=args.keep_days) or 0
 
 
 def cmd_gui(args):
@@ -316,6 +316,9 @@ def build_parser():
     p.add_argument("--port", type=int, default=9071)
     p.add_argument("--token", default=None, help="shared token; required to bind beyond loopback")
     p.add_argument("--data-dir", default=None, help="where the jobs database lives (default: the user data folder)")
+    p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
+                   help="at start, forget finished jobs older than N days whose results were all "
+                        "delivered; their files stay (default: 30)")
     add_model_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -226,3 +226,22 @@ def test_feedback_passes_regenerate_a_rolled_mask_and_fine_tokens_wherever_coars
     assert torch.equal(again, two)
     batch = tiny_interface.vamp(z, mask, batch_size=2, seeds=[9, 4], sampling_steps=2, feedback_steps=2)
     assert torch.equal(batch[1], two[0])
+
+
+def test_compiled_transformers_compute_what_the_eager_ones_do(tiny_models, tiny_interface, signal, monkeypatch):
+    """`compile=True` (for CUDA users) must run on every device; a CPU checks the graphs here."""
+    from bridge.engine import Interface
+
+    monkeypatch.setenv("VAMPBRIDGE_COMPILE", "1")  # None reads the environment
+    compiled = Interface(coarse_ckpt=tiny_models / "coarse.pth", coarse2fine_ckpt=tiny_models / "c2f.pth",
+                         codec_ckpt=tiny_models / "codec.pth", device="cpu")
+    assert compiled.compile and not tiny_interface.compile
+    z = tiny_interface.encode(signal)
+    with torch.inference_mode():
+        for name in ("coarse", "c2f"):
+            eager_model, compiled_model = getattr(tiny_interface, name), getattr(compiled, name)
+            codes = z[:, :eager_model.n_codebooks]
+            torch.testing.assert_close(compiled_model.hidden(codes), eager_model.hidden(codes), rtol=1e-4, atol=1e-4)
+    mask = compiled.build_mask(z, periodic_prompt=5, upper_codebook_mask=3, seed=2)
+    out, masked = compiled.vamp(z, mask, return_mask=True, seed=3, sampling_steps=2)
+    assert not (out == MASK).any() and torch.equal(out[masked != MASK], z[masked != MASK])

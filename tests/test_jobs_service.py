@@ -52,6 +52,30 @@ def test_restart_turns_unfinished_jobs_into_interrupted_ones(tmp_path, tiny_mode
         second.store.close()
 
 
+def test_start_forgets_delivered_jobs_older_than_keep_days_but_keeps_their_files(tmp_path, tiny_models,
+                                                                                 source):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    audio = tmp_path / "renders" / "take.wav"
+    audio.parent.mkdir()
+    audio.write_bytes(b"RIFF")
+    for job_id, age_days in (("ancient", 40), ("recent", 3)):
+        store.add_job(job_id=job_id, client="reaper:x", kind="vamp", request={"seed": 1}, priority=0,
+                      n_total=1, source_path=source, item_guid="", take_guid="")
+        store.add_variation(job_id, 0, seed=1, audio_path=str(audio), recipe_path="", take_name="v")
+        store.ack(job_id, 0)
+        store.set_state(job_id, "done")
+        store._conn.execute("UPDATE jobs SET updated_at = updated_at - ? WHERE job_id = ?",
+                            (age_days * 86400, job_id))
+    service = JobService(Pipeline(model_dir=tiny_models, device="cpu"), store, preload=False,
+                         keep_days=30).start()
+    try:
+        assert [j.job_id for j in store.jobs()] == ["recent"]
+        assert audio.read_bytes() == b"RIFF"
+    finally:
+        service.close()
+        store.close()
+
+
 def test_unknown_jobs_are_reported_by_code(tmp_path, tiny_models):
     service = _service(tmp_path, tiny_models)
     for call in (lambda: service.cancel("nope"), lambda: service.resume("nope"),

@@ -63,6 +63,24 @@ def test_finished_variation_is_pending_until_acknowledged(tmp_path):
     assert [r.index for r in store.pending(None)] == [2]
 
 
+def test_prune_forgets_only_old_ended_jobs_with_every_result_acknowledged(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    for job_id, state in (("old-done", DONE), ("old-unacked", DONE), ("old-cancelled", CANCELLED),
+                          ("old-interrupted", INTERRUPTED), ("old-running", RUNNING), ("new-done", DONE)):
+        _add(store, job_id)
+        _finish(store, job_id, 0)
+        if job_id != "old-unacked":
+            store.ack(job_id, 0)
+        store.set_state(job_id, state)
+    month = 30 * 86400
+    store._conn.execute("UPDATE jobs SET updated_at = updated_at - ? WHERE job_id LIKE 'old-%'", (month + 60,))
+    assert store.prune(month) == 2
+    assert sorted(j.job_id for j in store.jobs()) == ["new-done", "old-interrupted", "old-running", "old-unacked"]
+    assert store.variations("old-done") == [] and store.get_job("old-cancelled") is None
+    assert [r.job_id for r in store.pending(None)] == ["old-unacked"]  # still owed to its client
+    assert store.prune(month) == 0
+
+
 def test_ack_of_unfinished_variation_reports_false(tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite3")
     _add(store, "j1")

@@ -56,12 +56,18 @@ def derive_seed(seed: int, stage: str, chunk: int) -> int:
 class Interface:
     def __init__(self, coarse_ckpt=None, coarse2fine_ckpt=None, codec_ckpt=None, device=None,
                  coarse_lora_ckpt=None, coarse2fine_lora_ckpt=None, wavebeat_ckpt=None,
-                 coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3):
+                 coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3,
+                 compile: bool | None = None):
+        """`compile` runs the transformers' layer stacks through `torch.compile` (None: on when the
+        environment sets VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation,
+        activation and bf16 casts around the matrix products; it costs tens of seconds per new
+        (batch, length) shape, and on a CPU it is slower than the eager oneDNN path (measured)."""
         if codec_ckpt is None:
             raise ValueError("must provide a codec checkpoint (codec_ckpt=.../codec.pth)")
         if coarse_ckpt is None:
             raise ValueError("must provide a coarse checkpoint (coarse_ckpt=.../coarse.pth)")
         self.device = pick_device(device)
+        self.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None else bool(compile)
         self.codec = load_codec(codec_ckpt)
         self._base_ckpts = {"coarse": coarse_ckpt, "c2f": coarse2fine_ckpt}
         self.coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
@@ -81,11 +87,17 @@ class Interface:
         self.codec.to(self.device).prepare()
         if self.device.type == "cuda":
             self.codec.chunk_frames = 1723  # 30 s: GPUs have the memory, fewer chunks are faster
-        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
         for model in (self.coarse, self.c2f):
             if model is not None:
-                model.to(self.device).prepare(codebooks)
+                self._ready(model)
         return self
+
+    def _ready(self, model):
+        """Move a transformer to the device, precompute its tables, compile it if asked."""
+        model.to(self.device).prepare([q.codebook.weight for q in self.codec.quantizer.quantizers])
+        if self.compile:
+            model.transformer.compile(dynamic=False)  # one graph per (batch, length); the head stays eager
+        return model
 
     def s2t(self, seconds):
         """Seconds to token frames: ceil(seconds * sample_rate / hop)."""
@@ -228,14 +240,13 @@ class Interface:
     def lora_load(self, coarse_ckpt=None, c2f_ckpt=None, full_ckpts: bool = False):
         """Switch fine-tunes: LoRA files merge into the base weights loaded at construction, or, with
         `full_ckpts`, the given files replace the models outright."""
-        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
         for name, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
             if path is None:
                 continue
             old = getattr(self, name)
             model = load_transformer(path) if full_ckpts else load_transformer(self._base_ckpts[name], path)
             model.chunk_size_s = old.chunk_size_s
-            setattr(self, name, model.to(self.device).prepare(codebooks))
+            setattr(self, name, self._ready(model))
         check_compatible(self.codec, self.coarse, self.c2f)
 
     # --- generation -----------------------------------------------------------------------------

@@ -88,11 +88,12 @@ def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> 
     separate add, one pass over the activations fewer. Results equal `F.linear` to float32
     rounding, and each row's result does not depend on the other rows in the call (batch items
     equal single runs), as with MKL. Anything else (CUDA, bf16 autocast, gradients,
-    `torch.backends.mkldnn.enabled = False`) takes the plain path.
+    `torch.backends.mkldnn.enabled = False`, tracing by torch.compile) takes the plain path.
     """
     if (_ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
             and torch.backends.mkldnn.enabled and not _cpu_autocast_enabled()
-            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))):
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and not torch.compiler.is_compiling()):  # torch.compile picks its own kernels
         if residual is None:
             return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
         return _ONEDNN_LINEAR.binary(x, residual, weight, None, "add")

@@ -127,14 +127,18 @@ class JobService:
     `request_types` maps a job kind (`vamp`, `rerender`) to the class whose `from_dict` rebuilds
     a stored request (default: `VampRequest`, `RerenderRequest`). With `preload`, the worker loads
     the models as soon as it starts (through `pipeline.info()`), so the first job does not wait.
+    At start, jobs that ended over `keep_days` ago with every result acknowledged are removed
+    from the store (not their files); None keeps everything.
     """
 
     def __init__(self, pipeline, store: JobStore, *, default_output_dir: Path | None = None,
                  progress_interval_s: float = 0.1, heartbeat_s: float = 0.35,
-                 request_types: dict[str, type] | None = None, preload: bool = True) -> None:
+                 request_types: dict[str, type] | None = None, preload: bool = True,
+                 keep_days: float | None = 30.0) -> None:
         self.pipeline = pipeline
         self._request_types = request_types
         self._preload = preload
+        self._keep_days = keep_days
         self._info: dict | None = None
         self.store = store
         self._default_output_dir = default_output_dir
@@ -157,6 +161,10 @@ class JobService:
         if self.recovered:
             log.info("%d job(s) of a previous run were interrupted and can be resumed: %s",
                      len(self.recovered), ", ".join(self.recovered))
+        if self._keep_days is not None:
+            n = self.store.prune(self._keep_days * 86400.0)
+            if n:
+                log.info("forgot %d finished job(s) older than %g days (their files stay)", n, self._keep_days)
         for name, target in (("vampbridge-worker", self._work),
                              ("vampbridge-heartbeat", self._beat)):
             t = threading.Thread(target=target, name=name, daemon=True)

@@ -241,6 +241,23 @@ class JobStore:
                       (INTERRUPTED, time.time(), *ACTIVE_STATES))
         return ids
 
+    def prune(self, older_than_s: float) -> int:
+        """Forget jobs that ended more than `older_than_s` seconds ago; return how many.
+
+        Only jobs with nothing left to do go: `done`, `cancelled` or `failed`, untouched for that
+        long, every result acknowledged by its client. Their audio and recipe files stay where
+        they are (Reaper projects use them); only the rows go, so the database stays small.
+        """
+        cutoff = time.time() - older_than_s
+        with self._transaction() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT job_id FROM jobs j WHERE state IN (?, ?, ?) AND updated_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM deliveries d WHERE d.job_id = j.job_id AND d.acked_at IS NULL)",
+                (DONE, CANCELLED, FAILED, cutoff))]
+            for table in ("deliveries", "variations", "jobs"):
+                c.executemany(f"DELETE FROM {table} WHERE job_id=?", [(i,) for i in ids])
+        return len(ids)
+
     # -- variations and deliveries ------------------------------------------------------------
 
     def add_variation(self, job_id: str, index: int, *, seed: int, audio_path: str,
