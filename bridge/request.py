@@ -145,12 +145,20 @@ class VampRequest:
             raise RequestError("sampling", str(e), "bad_argument") from None
 
     def fx_chain(self):
+        """The effect chain, built once per request (a VST3 can take seconds to load), so
+        `validate()` and the pipeline share it; rebuilt if `fx` changes."""
         from .fx import FxChain
 
+        key = json.dumps(self.fx, sort_keys=True)
+        built = self.__dict__.get("_fx_built")
+        if built is not None and built[0] == key:
+            return built[1]
         try:
-            return FxChain.from_json(load_json_argument(self.fx, "fx"))
+            chain = FxChain.from_json(load_json_argument(self.fx, "fx"))
         except ValueError as e:
             raise RequestError("fx", str(e), "bad_fx") from None
+        self.__dict__["_fx_built"] = (key, chain)
+        return chain
 
     def check_values(self):
         """Cheap checks of the numbers and formats (no file access)."""

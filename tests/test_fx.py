@@ -208,3 +208,20 @@ def test_processing_twice_gives_the_same_result():
     chain = fx_presets()["wide"]
     audio = noise(2, 8820)
     assert np.array_equal(chain.process(audio, SAMPLE_RATE), chain.process(audio, SAMPLE_RATE))
+
+
+def test_a_request_builds_its_chain_once_for_validation_and_the_run(monkeypatch, tmp_path):
+    """Plugins (VST3s above all) are slow to load: validate() and the pipeline share one chain."""
+    from bridge.request import VampRequest
+    from conftest import tone, write_wav
+
+    built = []
+    real = FxChain.from_json.__func__
+    monkeypatch.setattr(FxChain, "from_json", classmethod(lambda cls, v: built.append(v) or real(cls, v)))
+    request = VampRequest(str(write_wav(tmp_path / "a.wav", tone(0.5), 44100)), fx="space")
+    request.validate()
+    n_built = len(built)
+    assert n_built > 0 and request.fx_chain() is request.fx_chain() and len(built) == n_built
+    request.fx = [{"plugin": "Gain", "gain_db": -3}]
+    assert [type(p).__name__ for p in request.fx_chain().plugins] == ["Gain"] and len(built) > n_built
+    assert "_fx_built" not in request.to_dict()
