@@ -28,7 +28,7 @@ from . import __version__
 from .atomic import atomic_file
 from .audio import read_region, sha256_file, write_audio_atomic
 from .dsp import resample
-from .engine import Interface
+from .engine import TOKENS_REVISION, Interface
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .paths import data_dir, default_render_dir
@@ -179,6 +179,7 @@ class Pipeline:
             "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
             "per_channel": request.per_channel,
             "models": {k: v["sha256"] for k, v in self._model_info["files"].items()},
+            "engine": TOKENS_REVISION,
         }
         output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
                   "fx": chain.to_dict(), "bit_depth": request.bit_depth}

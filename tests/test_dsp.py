@@ -7,10 +7,12 @@ import pytest
 
 from bridge.dsp import (
     AudioError,
+    audiotools_loudness,
     check_finite,
     integrated_loudness,
     k_weighting_sos,
     match_length,
+    normalize_for_model,
     normalize_loudness,
     peak_limit,
     resample,
@@ -215,3 +217,35 @@ def test_check_finite_names_what_was_checked_and_where():
     audio[1, 7] = np.inf
     with pytest.raises(AudioError, match=r"engine output contains 1 NaN/inf samples \(first at channel 1, sample 7\)"):
         check_finite(audio, "engine output")
+
+
+# --- the meter of VampNet's preprocessing (descript-audiotools) ------------------------------
+
+@pytest.mark.parametrize("sample_rate, channels, seconds, level", [
+    (44100, 1, 1.3, 0.1),    # whole blocks and a zero-padded last one
+    (44100, 1, 0.3, 0.1),    # under 0.5 s: audiotools pads to 0.5 s before measuring
+    (48000, 2, 0.9, 0.05),   # other rate, two channels
+    (44100, 1, 1.0, 1e-5),   # below -70 LUFS: audiotools floors at -70 (the standard says -inf)
+])
+def test_audiotools_loudness_reads_what_audiotools_reads(sample_rate, channels, seconds, level):
+    torch = pytest.importorskip("torch")
+    from audiotools import AudioSignal
+
+    rng = np.random.default_rng(3)
+    n = int(seconds * sample_rate)
+    audio = (rng.standard_normal((channels, n)) * level * np.linspace(0.2, 1.0, n) ** 2).astype(np.float32)
+    expected = float(AudioSignal(torch.from_numpy(audio)[None], sample_rate).loudness())
+    assert audiotools_loudness(audio, sample_rate) == pytest.approx(expected, abs=2e-4)
+    if level > 1e-4:  # the two meters differ measurably: K-weighting from cookbook biquads
+        assert abs(integrated_loudness(audio, sample_rate) - expected) > 0.01
+
+
+def test_normalize_for_model_applies_audiotools_gain():
+    torch = pytest.importorskip("torch")
+    from audiotools import AudioSignal
+
+    audio = (np.random.default_rng(4).standard_normal((1, 30000)) * 0.01).astype(np.float32)
+    expected = AudioSignal(torch.from_numpy(audio)[None], 44100).normalize(-24.0).audio_data[0].numpy()
+    out = normalize_for_model(audio, 44100, -24.0)
+    assert out.dtype == np.float32 and np.allclose(out, expected, rtol=1e-5, atol=0)
+    assert audiotools_loudness(out, 44100) == pytest.approx(-24.0, abs=1e-3)

@@ -147,6 +147,45 @@ def test_lora_with_all_zero_b_is_the_plain_model(tmp_path):
     assert_same_parameters(load_transformer(tmp_path / "c2f.pth"), load_transformer(tmp_path / "zero.pth"), atol=0)
 
 
+def test_lora_of_another_rank_is_scaled_by_one_over_its_rank(tmp_path):
+    save_checkpoint(randomised(KINDS["coarse"]()), tmp_path / "coarse.pth")
+    layer = "transformer.layers.0.feed_forward.w_2"
+    data = torch.load(tmp_path / "coarse.pth", weights_only=True)
+    w = load_transformer(tmp_path / "coarse.pth").state_dict()[f"{layer}.weight"]
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(4, w.shape[1], generator=g), torch.randn(w.shape[0], 4, generator=g)
+    data["state_dict"][f"{layer}.lora_A"], data["state_dict"][f"{layer}.lora_B"] = a, b
+    torch.save(data, tmp_path / "rank4.pth")
+    tuned = load_transformer(tmp_path / "rank4.pth").state_dict()[f"{layer}.weight"]
+    torch.testing.assert_close(tuned, w + (b @ a) / 4, atol=1e-6, rtol=0)
+
+
+def test_fine_tune_saved_as_a_flat_dict_of_lora_tensors_loads_over_the_base(tmp_path):
+    """The reference's LoRA training saves a bare {key: tensor} dict, and its loader reads that."""
+    save_checkpoint(randomised(KINDS["coarse"]()), tmp_path / "coarse.pth")
+    layer = "transformer.layers.1.self_attn.w_vs"
+    (a, b), = with_lora(tmp_path / "coarse.pth", tmp_path / "wrapped.pth", [layer]).values()
+    torch.save({f"{layer}.lora_A": a, f"{layer}.lora_B": b}, tmp_path / "flat.pth")
+    from_flat = load_transformer(tmp_path / "coarse.pth", tmp_path / "flat.pth")
+    assert_same_parameters(load_transformer(tmp_path / "wrapped.pth"), from_flat, atol=0)
+    with pytest.raises(CheckpointError, match="no 'state_dict' entry"):  # a base model must be wrapped
+        load_transformer(tmp_path / "flat.pth")
+
+
+def test_training_logs_with_numpy_values_and_paths_load(tmp_path):
+    import pathlib
+
+    import numpy as np
+
+    model = randomised(KINDS["coarse"]())
+    save_checkpoint(model, tmp_path / "m.pth")
+    data = torch.load(tmp_path / "m.pth", weights_only=True)
+    data["metadata"]["logs"] = {"loss": np.float32(0.25), "steps": np.int64(1000), "curve": np.arange(4.0),
+                                "save_path": pathlib.PurePosixPath("/runs/vampnet")}
+    torch.save(data, tmp_path / "logs.pth")
+    assert_same_parameters(load_transformer(tmp_path / "m.pth"), load_transformer(tmp_path / "logs.pth"), atol=0)
+
+
 def test_lora_shapes_that_do_not_fit_the_layer_are_refused(tmp_path):
     save_checkpoint(randomised(KINDS["coarse"]()), tmp_path / "coarse.pth")
     data = torch.load(tmp_path / "coarse.pth", weights_only=True)
@@ -192,7 +231,8 @@ class NotATensor:
 def test_file_with_a_pickled_custom_class_is_refused(tmp_path):
     torch.save({"state_dict": {"x": torch.zeros(2)}, "metadata": {"kwargs": {}}, "extra": NotATensor()},
                tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError, match="refusing to load it because that would run code"):
+    with pytest.raises(CheckpointError, match=r"\(test_engine_checkpoint\.NotATensor\); refusing to load it "
+                                              "because that would run code"):
         load_transformer(tmp_path / "evil.pth")
 
 

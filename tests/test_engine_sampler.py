@@ -110,6 +110,27 @@ def test_masked_count_after_each_step_follows_the_schedule_down_to_zero(tiny_int
             assert not (after["mask"][b] & ~before["mask"][b]).any()
 
 
+def test_mask_tokens_already_in_the_codes_count_in_n0_like_the_reference(tiny_interface):
+    """The reference counts N0 as the MASK tokens after masking, so MASK given in the codes where
+    the mask says keep is regenerated and scheduled like a masked cell."""
+    codes, mask = grid(1, 4, 40, seed=8)
+    mask[:, :, 30:] = 0
+    codes[:, :, 35:] = tiny_interface.coarse.mask_token  # 5 frames of MASK the mask keeps
+    trace = Trace()
+    steps = 6
+    with torch.inference_mode():
+        out = generate(tiny_interface.coarse, codes, mask, SamplingOptions(sampling_steps=steps), gens(1),
+                       trace=trace)
+    n0 = int(mask.sum()) + 4 * 5
+    now, expected = n0, []
+    for step in range(steps):
+        now = n_still_masked(step, steps, n0, now)
+        expected.append(now)
+    assert trace.runs[0]["n0"] == [n0]
+    assert [s["masked"][0] for s in trace.steps] == expected
+    assert not (out == tiny_interface.coarse.mask_token).any()
+
+
 # --- the schedule by hand ------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bridge.audio import probe, read_region
-from bridge.dsp import integrated_loudness
+from bridge.dsp import audiotools_loudness
 from bridge.engine.prompts import PRESETS, MaskRecipe
 from bridge.studies import DEFAULT_VALUES, KINDS, run_study
 from conftest import tone, write_wav
@@ -184,7 +184,9 @@ def test_the_original_is_written_as_the_engine_sees_it(studies):
     info = probe(folder / "original.wav")
     assert (info.sample_rate, info.channels) == (44100, 1)
     audio, rate = read_region(folder / "original.wav")
-    assert integrated_loudness(audio, rate) == pytest.approx(-24.0, abs=0.1)
+    # -24 LUFS as the reference's preprocessing measures it (for this 0.3 s clip, 2.6 dB louder
+    # than BS.1770 says: audiotools measures short clips padded with silence to 0.5 s)
+    assert audiotools_loudness(audio, rate) == pytest.approx(-24.0, abs=0.01)
 
 
 def test_a_second_run_reuses_the_variations(studies, tiny_models):

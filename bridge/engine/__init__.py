@@ -10,5 +10,10 @@ from .prompts import PRESETS, MaskRecipe
 from .random_weights import make_random
 from .sampler import SamplingOptions
 
+# Bumped whenever a change makes the engine produce other tokens for the same inputs; part of
+# every token fingerprint, so caches and resumable outputs of an older engine are not reused.
+# 2: the encoder's input is loudness-normalised with audiotools' meter, as in the reference.
+TOKENS_REVISION = 2
+
 __all__ = ["Interface", "pick_device", "MaskRecipe", "PRESETS", "SamplingOptions", "CheckpointError",
-           "load_codec", "load_transformer", "save_checkpoint", "make_random"]
+           "load_codec", "load_transformer", "save_checkpoint", "make_random", "TOKENS_REVISION"]

@@ -2,7 +2,10 @@
 
 A `.pth` file is a plain `torch.save` of `{"state_dict": {...}, "metadata": {"kwargs": {...}}}`.
 Files are loaded with `torch.load(weights_only=True)`, which refuses pickled code; there is no
-fallback to unrestricted unpickling. The mapping from file keys to module parameters is explicit:
+fallback to unrestricted unpickling. Training logs in `metadata` may hold numpy numbers and arrays
+or paths: their constructors (plain data, no code) are allow-listed, and only when a file needs
+them. Fine-tune files may also be a flat dict of tensors (what the reference's LoRA training
+saves). The mapping from file keys to module parameters is explicit:
 
 - weight-normalised layers are stored as `<name>.weight_g` + `<name>.weight_v` (older torch) or
   `<name>.parametrizations.weight.original0/original1` (newer torch); both fold into `<name>.weight`;
@@ -24,15 +27,67 @@ from .codec import Codec, CodecConfig
 from .layers import WeightNormed, fold_weight_norm, split_weight_norm
 from .transformer import TransformerConfig, VampNetTransformer
 
-LORA_SCALE = 1.0 / 8  # alpha 1 over rank 8, as in the released fine-tunes
+LORA_ALPHA = 1.0  # LoRA scaling is alpha / rank: 1/8 for the released rank-8 fine-tunes
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what to do."""
 
 
-def read_checkpoint_file(path) -> dict:
-    """torch.load with weights_only=True, turning every failure into a CheckpointError."""
+def _data_globals() -> dict:
+    """{pickled name: constructor} for the plain-data types training logs may hold.
+
+    Each builds a value from data (numpy scalars, arrays and dtypes; pathlib paths) and runs no
+    code from the file. Both numpy 1 (`numpy.core`) and numpy 2 (`numpy._core`) spellings.
+    """
+    import importlib
+    import pathlib
+
+    import numpy as np
+
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+    allowed = {"numpy.dtype": np.dtype, "numpy.ndarray": np.ndarray}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[f"{package}.multiarray.scalar"] = multiarray.scalar
+        allowed[f"{package}.multiarray._reconstruct"] = multiarray._reconstruct
+    for name in dir(getattr(np, "dtypes", None) or object()):
+        if name.endswith("DType"):
+            allowed[f"numpy.dtypes.{name}"] = getattr(np.dtypes, name)
+    for cls in (pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath):
+        allowed[f"pathlib.{cls.__name__}"] = cls
+    return allowed
+
+
+def _torch_load_data_only(path):
+    """torch.load(weights_only=True); if the file needs globals beyond torch's own, allow the
+    plain-data ones of `_data_globals` and refuse anything else, naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
+            raise
+        try:
+            needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            raise e from None
+        allowed = _data_globals()
+        refused = [name for name in needed if name not in allowed]
+        if refused:
+            raise CheckpointError(
+                f"{path} contains pickled objects other than tensors and plain data ({', '.join(refused[:5])}); "
+                "refusing to load it because that would run code from the file"
+            ) from None
+        # numpy's dtype classes are checked when a dtype is rebuilt, not listed as globals
+        dtype_classes = [cls for name, cls in allowed.items() if name.startswith("numpy.dtypes.")]
+        with torch.serialization.safe_globals([(allowed[name], name) for name in needed] + dtype_classes):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_checkpoint_file(path, *, flat_ok: bool = False) -> dict:
+    """torch.load with weights_only=True, turning every failure into a CheckpointError.
+
+    `flat_ok`: a flat {key: tensor} dict is accepted too and returned as {"state_dict": it}
+    (fine-tune files saved as a bare state dict)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path} (check the path, or run `vampbridge models list`)")
@@ -41,7 +96,9 @@ def read_checkpoint_file(path) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint file is empty: {path} (download it again: `vampbridge models fetch`)")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = _torch_load_data_only(path)
+    except CheckpointError:
+        raise
     except Exception as e:
         message = str(e)
         if "Weights only load failed" in message or "Unsupported global" in message:
@@ -56,6 +113,9 @@ def read_checkpoint_file(path) -> dict:
         raise CheckpointError(
             f"{path} is not a PyTorch checkpoint ({type(e).__name__}: {message.splitlines()[0][:100]})"
         ) from None
+    if (flat_ok and isinstance(data, dict) and "state_dict" not in data and data
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items())):
+        return {"state_dict": data, "metadata": {"kwargs": {}}}
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise CheckpointError(f"{path} is a torch file but not a VampNet checkpoint (no 'state_dict' entry)")
     metadata = data.get("metadata")
@@ -120,7 +180,7 @@ def file_state_to_module_state(state_dict: dict, model: nn.Module, path) -> dict
                 f"{path}: LoRA shapes for {name!r} do not fit its weight {tuple(w.shape)}: "
                 f"lora_A {tuple(a.shape)}, lora_B {tuple(b.shape)}"
             )
-        out[f"{name}.weight"] = w + (b @ a) * LORA_SCALE
+        out[f"{name}.weight"] = w + (b @ a) * (LORA_ALPHA / a.shape[0])
     return out
 
 
@@ -171,7 +231,7 @@ def load_transformer(path, lora_path=None) -> VampNetTransformer:
     state = dict(data["state_dict"])
     if lora_path is not None:
         # A fine-tune file: its tensors (including LoRA pairs) override or extend the base model's.
-        state.update(read_checkpoint_file(lora_path)["state_dict"])
+        state.update(read_checkpoint_file(lora_path, flat_ok=True)["state_dict"])
     load_state_strict(model, file_state_to_module_state(state, model, path), path)
     return model.eval()
 

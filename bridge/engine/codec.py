@@ -100,14 +100,25 @@ class VectorQuantize(nn.Module):
         self.codebook = nn.Embedding(codebook_size, codebook_dim)
 
     def nearest_codes(self, latents):  # (B, codebook_dim, T) -> (B, T)
-        """Index of the codebook row with the highest cosine similarity to each latent vector."""
-        z = F.normalize(latents.transpose(1, 2), dim=-1)  # (B, T, D)
-        codebook = F.normalize(self.codebook.weight, dim=-1)  # (K, D)
-        return (z @ codebook.t()).argmax(dim=-1)
+        """Index of the codebook row with the highest cosine similarity to each latent vector.
+
+        Computed as the reference does, as the smallest squared distance between L2-normalised
+        vectors, term by term: mathematically the same as the largest cosine, but near-ties
+        then round the same way and pick the same row."""
+        b, d, t = latents.shape
+        z = F.normalize(latents.transpose(1, 2).reshape(b * t, d), dim=1)  # (B*T, D)
+        codebook = F.normalize(self.codebook.weight, dim=1)  # (K, D)
+        distance = (z.pow(2).sum(1, keepdim=True) - 2 * z @ codebook.t()
+                    + codebook.pow(2).sum(1, keepdim=True).t())  # (B*T, K)
+        return (-distance).max(dim=1).indices.view(b, t)
 
     def encode(self, residual):  # (B, latent, T) -> codes (B, T), quantized (B, latent, T)
-        codes = self.nearest_codes(self.in_proj(residual))
-        quantized = self.out_proj(self.codebook(codes).transpose(1, 2))  # raw (un-normalised) rows
+        projected = self.in_proj(residual)  # (B, D, T)
+        codes = self.nearest_codes(projected)
+        rows = self.codebook(codes).transpose(1, 2)  # raw (un-normalised) rows, (B, D, T)
+        # The reference's straight-through form: in floating point not exactly `rows`, and the
+        # residual of the next level depends on it.
+        quantized = self.out_proj(projected + (rows - projected))
         return codes, quantized
 
 

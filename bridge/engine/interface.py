@@ -53,6 +53,12 @@ def derive_seed(seed: int, stage: str, chunk: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+def _ensure_max_of_audio(audio):
+    """Scale (channels, n) float32 audio down to a peak of 1.0, in float32 as audiotools does."""
+    peak = np.float32(np.abs(audio).max()) if audio.size else np.float32(0)
+    return audio * (np.float32(1.0) / peak) if peak > 1.0 else audio
+
+
 class Interface:
     def __init__(self, coarse_ckpt=None, coarse2fine_ckpt=None, codec_ckpt=None, device=None,
                  coarse_lora_ckpt=None, coarse2fine_lora_ckpt=None, wavebeat_ckpt=None,
@@ -121,14 +127,16 @@ class Interface:
     # --- audio in and out ---------------------------------------------------------------------
 
     def preprocess_audio(self, audio, sample_rate: int) -> np.ndarray:
-        """(channels, n) float at any rate -> (1, n') at 44.1 kHz, mono, -24 LUFS, peak <= 1."""
+        """(channels, n) float at any rate -> (1, n') at 44.1 kHz, mono, -24 LUFS, peak <= 1.
+
+        Loudness and peak as the reference measures and applies them (`dsp.normalize_for_model`);
+        resampling is pedalboard's, where the reference uses julius (see _preprocess)."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 1:
             audio = audio[None]
         dsp.check_finite(audio, "input audio")
         audio = dsp.to_mono(dsp.resample(audio, sample_rate, self.codec.sample_rate))
-        audio = dsp.normalize_loudness(audio, self.codec.sample_rate, LOUDNESS_TARGET_LUFS)
-        return dsp.peak_limit(audio, 1.0).astype(np.float32)
+        return _ensure_max_of_audio(dsp.normalize_for_model(audio, self.codec.sample_rate, LOUDNESS_TARGET_LUFS))
 
     def encode_audio(self, audio) -> torch.Tensor:
         """Preprocessed mono audio (1, n) or (B, 1, n) at 44.1 kHz -> codes (B, n_codebooks, T)."""
@@ -163,14 +171,15 @@ class Interface:
     def _preprocess(self, signal):
         """The reference's preprocessing of an AudioSignal: resample, mono, -24 LUFS, peak <= 1.
 
-        Resampling and mixing use audiotools itself, as the reference does; the loudness gain is
-        measured with our BS.1770 meter (same standard) instead of audiotools' IIR path, which
-        falls back to a per-sample Python loop when torchaudio's extension is unavailable.
+        Resampling, mixing and the peak step are audiotools' own, as in the reference; the
+        loudness gain comes from `dsp.normalize_for_model`, which reproduces audiotools'
+        meter without its IIR path (a per-sample Python loop, about 1 s per second of audio,
+        where torchaudio's extension is unavailable).
         """
         signal = signal.clone().resample(self.codec.sample_rate).to_mono()
-        data = signal.audio_data.detach().cpu().numpy()  # (B, 1, n)
+        data = signal.audio_data.detach().cpu().float().numpy()  # (B, 1, n)
         for b in range(data.shape[0]):
-            data[b] = dsp.normalize_loudness(data[b], signal.sample_rate, LOUDNESS_TARGET_LUFS)
+            data[b] = dsp.normalize_for_model(data[b], signal.sample_rate, LOUDNESS_TARGET_LUFS)
         signal.audio_data = torch.from_numpy(data)
         return signal.ensure_max_of_audio(1.0)
 
@@ -329,8 +338,9 @@ class Interface:
             raise ValueError("gen_fn must be None or interface.coarse.generate")
         options = self._options(options, **kwargs)
         n = self.coarse.n_codebooks
-        z, mask = z.to(self.device), mask.to(self.device)
-        cz, cmask = z[:, :n].clone(), mask[:, :n].clone().long()
+        z = z.to(self.device)
+        mask = mask.to(self.device).long().expand(z.shape[0], -1, -1)  # one mask may serve a batch
+        cz, cmask = z[:, :n].clone(), mask[:, :n].clone()
         seeds = self._seeds(z.shape[0], seed, seeds)
         chunk_len = self.s2t(self.coarse.chunk_size_s)
         for start in range(0, cz.shape[-1], chunk_len):
@@ -374,17 +384,6 @@ class Interface:
             return out, z[:, :n].masked_fill(mask.bool(), self.c2f.mask_token)
         return out
 
-    @staticmethod
-    def _rolled(mask, seeds, feedback_pass: int):
-        """Each variation's mask rolled in time by its own seeded amount (the reference draws it from
-        the global RNG; a per-variation seed keeps batch and single runs the same)."""
-        n_frames = mask.shape[-1]
-        rows = []
-        for b, seed in enumerate(seeds):
-            g = torch.Generator().manual_seed(derive_seed(seed, "feedback", feedback_pass))
-            rows.append(mask[b].roll(int(torch.randint(0, n_frames, (1,), generator=g)), dims=-1))
-        return torch.stack(rows)
-
     @torch.inference_mode()
     def vamp(self, codes, mask, batch_size: int = 1, feedback_steps: int = 1, time_stretch_factor: int = 1,
              return_mask: bool = False, seed=None, seeds=None, c2f_sampling_steps: int = 2,
@@ -406,17 +405,15 @@ class Interface:
             added[:, :, ::time_stretch_factor] = 0
             mask = mask | added
         seeds = self._seeds(batch_size, seed, seeds)
-        zv, pass_mask, changed = z, mask, mask
+        zv = z
+        # Feedback: like the reference, each pass re-vamps the previous pass's output under the same
+        # mask (the reference rolls only the masked codes it returns, by 0 after the last pass).
         for i in range(feedback_steps):
-            if i > 0:  # like the reference, each feedback pass regenerates a rolled copy of the mask
-                pass_mask = self._rolled(mask, seeds, i)
-                changed = changed | pass_mask
-            zv, mask_z = self.coarse_vamp(zv, pass_mask, return_mask=True, seeds=[s + 7919 * i for s in seeds],
+            zv, mask_z = self.coarse_vamp(zv, mask, return_mask=True, seeds=[s + 7919 * i for s in seeds],
                                           options=options, on_step=on_step, trace=trace)
         if self.c2f is not None:
-            # fine tokens are regenerated wherever any pass changed the coarse ones
             c2f_options = SamplingOptions(**{**options.to_dict(), "sampling_steps": c2f_sampling_steps})
-            zv, fine_mask = self.coarse_to_fine(zv, changed, return_mask=True, seeds=seeds, options=c2f_options,
+            zv, fine_mask = self.coarse_to_fine(zv, mask, return_mask=True, seeds=seeds, options=c2f_options,
                                                 on_step=on_step, trace=trace)
             mask_z = torch.cat([mask_z, fine_mask[:, self.coarse.n_codebooks:]], dim=1)
         return (zv, mask_z) if return_mask else zv

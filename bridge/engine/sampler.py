@@ -237,7 +237,8 @@ def generate(model, codes, mask, options: SamplingOptions = SamplingOptions(), g
     if len(generators) != B:
         raise ValueError(f"need one generator per batch item: got {len(generators)} for a batch of {B}")
     n_cells = model.n_predict_codebooks * T
-    n0 = mask.flatten(1).sum(dim=1).tolist()  # per item
+    # per item; counts MASK tokens, so MASK already in `codes` where mask is 0 counts as well
+    n0 = (z[:, n_cond:] == model.mask_token).flatten(1).sum(dim=1).tolist()
     if trace is not None:
         trace.start(z, model.mask_token)
 
