@@ -227,13 +227,13 @@ def cmd_serve(args):
     from .osc.server import serve
 
     return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
-                 data_dir=args.data_dir, keep_days=args.keep_days) or 0
+                 data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune) or 0
 
 
 def cmd_gui(args):
     from gui.app import main as gui_main
 
-    return gui_main(args.file, model_dir=args.model, device=args.device) or 0
+    return gui_main(args.file, model_dir=args.model, device=args.device, finetune=args.finetune) or 0
 
 
 def cmd_study(args):

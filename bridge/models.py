@@ -155,9 +155,10 @@ def _codebook_counts(kind: str, kwargs: dict) -> tuple[int | None, int | None]:
     return None, None
 
 
-def peek_file(path, name=None) -> FileCheck:
+def peek_file(path, name=None, *, fine_tune: bool = False) -> FileCheck:
     """Size, kind and codebook counts of a checkpoint, reading as little as possible (memory-mapped,
-    weights_only); `problem` says why a file is unreadable. Does not hash the file."""
+    weights_only); `problem` says why a file is unreadable. Does not hash the file. A `fine_tune`
+    file may also be a flat dict of tensors, whose codebook counts are then unknown (None)."""
     import torch
 
     from .engine.checkpoint import CheckpointError, checkpoint_kind, read_checkpoint_file
@@ -175,12 +176,13 @@ def peek_file(path, name=None) -> FileCheck:
             raise ValueError("not a VampNet checkpoint")
     except Exception:
         try:  # the careful reader says precisely what is wrong
-            data = read_checkpoint_file(path)
+            data = read_checkpoint_file(path, flat_ok=fine_tune)
         except CheckpointError as e:
             check.problem = _one_line(e, path)
             return check
     check.kind = checkpoint_kind(data["state_dict"])
-    check.n_codebooks, check.n_conditioning_codebooks = _codebook_counts(check.kind, data["metadata"]["kwargs"])
+    if data["metadata"]["kwargs"]:
+        check.n_codebooks, check.n_conditioning_codebooks = _codebook_counts(check.kind, data["metadata"]["kwargs"])
     note = data["metadata"].get("vampbridge")
     check.untrained = bool(isinstance(note, dict) and note.get("random"))
     return check
@@ -304,7 +306,7 @@ def verify_lora(lora_dir, base_dir, prefix="") -> list[FileCheck]:
         path = lora_dir / name
         if not path.exists():
             continue
-        check = peek_file(path, prefix + name)
+        check = peek_file(path, prefix + name, fine_tune=True)
         checks.append(check)
         if check.problem:
             continue

@@ -38,7 +38,7 @@ def create_application(argv=None) -> QApplication:
     return app
 
 
-def create_window(file=None, model_dir=None, device=None, *, settings=None, osc_port=None):
+def create_window(file=None, model_dir=None, device=None, *, finetune=None, settings=None, osc_port=None):
     """The window with a started engine bridge (also what the screenshots and benchmarks use)."""
     from .engine_bridge import EngineBridge
     from .main_window import MainWindow
@@ -49,7 +49,7 @@ def create_window(file=None, model_dir=None, device=None, *, settings=None, osc_
     settings = settings or Settings()
     connection = ConnectionSettings.read(settings)  # Edit > Settings… writes these; read once, here
     port = connection.osc_port if osc_port is None else osc_port
-    bridge = EngineBridge(model_dir, device, osc_port=port, token=connection.token)
+    bridge = EngineBridge(model_dir, device, finetune=finetune, osc_port=port, token=connection.token)
     window = MainWindow(bridge, settings)
     bridge.start()
     window._update_osc_label()
@@ -80,7 +80,7 @@ def _install_excepthook(window):
     sys.excepthook = hook
 
 
-def main(file=None, model_dir=None, device=None) -> int:
+def main(file=None, model_dir=None, device=None, finetune=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         from bridge.models import resolve_model_dir
@@ -90,7 +90,7 @@ def main(file=None, model_dir=None, device=None) -> int:
         print(f"vampbridge gui: {e}", file=sys.stderr)
         return 2
     app = create_application()
-    window = create_window(file, model_dir, device)
+    window = create_window(file, model_dir, device, finetune=finetune)
     _install_excepthook(window)
     window.show()
     try:

@@ -50,14 +50,15 @@ class EngineBridge(QObject):
     ready = pyqtSignal(dict)
     osc_failed = pyqtSignal(str)
 
-    def __init__(self, model_dir=None, device=None, *, osc_host: str = "127.0.0.1",
+    def __init__(self, model_dir=None, device=None, *, finetune: str | None = None, osc_host: str = "127.0.0.1",
                  osc_port: int = DEFAULT_PORT, token: str = "", store_path=None,
                  pipeline=None, parent=None):
         super().__init__(parent)
         from bridge.paths import jobs_db_path
         from bridge.pipeline import Pipeline
 
-        self.pipeline = pipeline if pipeline is not None else Pipeline(model_dir=model_dir, device=device)
+        self.pipeline = pipeline if pipeline is not None else Pipeline(model_dir=model_dir, device=device,
+                                                                       finetune=finetune)
         self.store = JobStore(Path(store_path) if store_path else jobs_db_path())
         self.service = JobService(self.pipeline, self.store)
         self.server: BridgeServer | None = None

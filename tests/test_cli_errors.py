@@ -120,3 +120,15 @@ def test_the_installed_command_runs_a_vamp_and_exits_zero(tiny_models, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "%" in done.stderr
     assert len(list((tmp_path / "out").glob("*.wav"))) == 1
+
+
+@pytest.mark.parametrize("command, target", [("serve", "bridge.osc.server.serve"), ("gui", "gui.app.main")])
+def test_serve_and_gui_pass_the_fine_tune_on(monkeypatch, command, target):
+    """--finetune is a model option of every command; serve and gui once accepted and dropped it."""
+    import importlib
+
+    module_name, name = target.rsplit(".", 1)
+    calls = []
+    monkeypatch.setattr(importlib.import_module(module_name), name, lambda *a, **kw: calls.append(kw) or 0)
+    assert main([command, "--finetune", "jazz", "--device", "cpu"]) == 0
+    assert calls[0]["finetune"] == "jazz" and calls[0]["device"] == "cpu"

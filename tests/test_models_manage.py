@@ -90,6 +90,21 @@ def test_verify_prints_a_table_and_succeeds_on_a_good_set(set_copy, capsys):
     assert "codec.pth" in out and "14 (4 cond)" in out and out.count(" ok") == 3
 
 
+def test_verify_accepts_a_fine_tune_saved_as_a_flat_dict_of_lora_tensors(set_copy, capsys):
+    base = torch.load(set_copy / "coarse.pth", weights_only=True)["state_dict"]
+    layer = "transformer.layers.0.self_attn.w_qs"
+    out_dim, in_dim = base[f"{layer}.weight"].shape
+    (set_copy / "loras" / "flat").mkdir(parents=True)
+    torch.save({f"{layer}.lora_A": torch.randn(8, in_dim), f"{layer}.lora_B": torch.zeros(out_dim, 8)},
+               set_copy / "loras" / "flat" / "coarse.pth")
+    code, out, err = verify_output(capsys, str(set_copy))
+    assert code == 0 and err == "" and "loras/flat/coarse.pth" in out
+    torch.save({f"{layer}.lora_A": torch.randn(8, in_dim + 1), f"{layer}.lora_B": torch.zeros(out_dim, 8)},
+               set_copy / "loras" / "flat" / "coarse.pth")
+    code, out, err = verify_output(capsys, str(set_copy))
+    assert code == 1 and "error: loras/flat/coarse.pth: does not fit the base set's coarse.pth" in err
+
+
 def test_verify_gives_one_line_per_damaged_file(set_copy, capsys):
     (set_copy / "codec.pth").write_bytes(b"")
     data = (set_copy / "coarse.pth").read_bytes()
