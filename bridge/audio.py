@@ -25,6 +25,7 @@ __all__ = [
     "probe",
     "read_region",
     "write_audio_atomic",
+    "write_wav",
     "sha256_file",
 ]
 
@@ -244,6 +245,20 @@ def _check_writable_audio(audio, sample_rate, bit_depth):
         raise AudioError(f"audio to write has shape {audio.shape}; expected (channels, samples)")
     check_finite(audio, "audio to write")
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def write_wav(file, audio, sample_rate, *, bit_depth=24):
+    """Write `audio` (channels, samples) as WAV into the open binary `file` (seekable).
+
+    `bit_depth` is 24 (PCM, samples clipped to [-1, 1]) or "float32". For files created through
+    `bridge.output_folder.OutputFolder`, which decides where and under which name they appear."""
+    audio = _check_writable_audio(audio, sample_rate, bit_depth)
+    try:
+        with AudioFile(file, "w", samplerate=sample_rate, num_channels=audio.shape[0],
+                       bit_depth=_WRITE_BIT_DEPTHS[bit_depth], format="wav") as output:
+            output.write(audio)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise AudioError(f"cannot write WAV audio ({error}); check the folder is writable and has space") from error
 
 
 def write_audio_atomic(path, audio, sample_rate, *, bit_depth=24, protect=()):

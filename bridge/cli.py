@@ -203,7 +203,8 @@ def cmd_rerender(args):
 
         fx = load_json_argument(args.fx, "fx")
     result = ProgressBar(Path(args.recipe).name).run(
-        lambda bar: pipeline.rerender(args.recipe, fx=fx, seed=args.seed, output_path=args.output, on_progress=bar))
+        lambda bar: pipeline.rerender(args.recipe, fx=fx, seed=args.seed, output_path=args.output,
+                                      overwrite=args.overwrite, on_progress=bar))
     print(f"{result.take_name}: {result.audio_path}")
     return 0
 
@@ -284,7 +285,9 @@ def build_parser():
 
     p = sub.add_parser("rerender", help="rebuild a variation from its recipe, optionally with other effects")
     p.add_argument("recipe")
-    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.add_argument("-o", "--output", required=True, help="output WAV path (its recipe goes beside it, .json)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output WAV/JSON (never the recipe's source nor the recipe)")
     p.add_argument("--fx", help="effect chain to use instead of the recorded one")
     p.add_argument("--seed", type=int, help="the variation's seed instead of the recorded one")
     add_model_options(p)

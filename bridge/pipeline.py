@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -26,14 +27,15 @@ import torch
 
 from . import __version__
 from .atomic import atomic_file
-from .audio import read_region, sha256_file, write_audio_atomic
+from .audio import read_region, sha256_file, write_wav
 from .dsp import resample
 from .engine import TOKENS_REVISION, Interface
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
+from .output_folder import CreatedFiles, OutputFolder, candidate_names
 from .paths import data_dir, default_render_dir
 from .render import render_variation
-from .request import RequestError, VampRequest, check_output_dir
+from .request import RequestError, VampRequest
 
 RECIPE_KIND = "vampbridge.variation"
 RECIPE_FORMAT = 1
@@ -187,11 +189,11 @@ class Pipeline:
         return digest(tokens), digest(output)
 
     @staticmethod
-    def _paths(output_dir: Path, source_path: str, fingerprint: str, seed: int):
-        """`<source stem>_s<seed>_<fingerprint>.wav|.json`: the seed names the variation."""
+    def _stem(source_path: str, fingerprint: str, seed: int) -> str:
+        """`<source stem>_s<seed>_<fingerprint>`, the name of a variation's .wav and .json (with
+        `-2`, `-3`, ... after it when someone else's file has that name): the seed names it."""
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source_path).stem)[:60] or "clip"
-        base = output_dir / f"{stem}_s{seed}_{fingerprint}"
-        return base.with_suffix(".wav"), base.with_suffix(".json")
+        return f"{stem}_s{seed}_{fingerprint}"
 
     # --- running -------------------------------------------------------------------------------
 
@@ -223,11 +225,15 @@ class Pipeline:
         recipe = request.mask_recipe()
         options, c2f_steps = request.sampling_options()
         chain = request.fx_chain()
-        output_dir = check_output_dir(request.output_dir) if request.output_dir else default_render_dir()
         indices = list(range(request.n_variations)) if only_variations is None else sorted(set(only_variations))
         if any(not 0 <= k < request.n_variations for k in indices):
             raise RequestError("variation", f"variations {indices} outside 0..{request.n_variations - 1}")
+        with OutputFolder.open(request.output_dir or default_render_dir()) as folder:
+            return self._make(request, recipe, options, c2f_steps, chain, indices, folder, progress, on_result,
+                              skip_existing, token_dirs, take_suffix, timings, started)
 
+    def _make(self, request, recipe, options, c2f_steps, chain, indices, folder, progress, on_result,
+              skip_existing, token_dirs, take_suffix, timings, started):
         progress("loading")
         t = time.perf_counter()
         interface = self.interface
@@ -239,16 +245,18 @@ class Pipeline:
         for k in indices:
             token_fingerprint, fingerprint = self._fingerprints(request, recipe, options, c2f_steps, chain,
                                                                 source_sha, seeds[k])
-            audio_path, recipe_path = self._paths(output_dir, request.source_path, fingerprint, seeds[k])
-            result = VariationResult(k, seeds[k], str(audio_path), str(recipe_path),
+            stem = self._stem(request.source_path, fingerprint, seeds[k])
+            result = VariationResult(k, seeds[k], str(folder.path / f"{stem}.wav"), str(folder.path / f"{stem}.json"),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
-            if skip_existing and audio_path.is_file() and self._recipe_matches(recipe_path, fingerprint):
+            earlier = _earlier_render(folder, stem, fingerprint) if skip_existing else None
+            if earlier is not None:
+                result.audio_path, result.recipe_path = (str(folder.path / name) for name in earlier)
                 result.reused = True
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
             else:
-                planned[k] = (result, fingerprint, token_fingerprint)
+                planned[k] = (result, fingerprint, token_fingerprint, stem)
         if not planned:
             progress("rendering", 1.0)
             return results
@@ -278,7 +286,7 @@ class Pipeline:
         masked = torch.empty_like(vamped)
         to_generate = []
         for j, k in enumerate(order):
-            folders = [Path(planned[k][0].recipe_path).parent, *map(Path, token_dirs)]
+            folders = [folder.path, *map(Path, token_dirs)]
             cached = next((c for c in (_load_tokens(f, planned[k][2], shape[1:], n_in) for f in folders)
                            if c is not None), None)
             if cached is not None:
@@ -316,9 +324,9 @@ class Pipeline:
         for j, k in enumerate(order):
             progress("rendering", j / len(order), k)
             t = time.perf_counter()
-            result, fingerprint, token_fingerprint = planned[k]
-            _save_tokens(Path(result.recipe_path).parent, token_fingerprint,
-                         vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in], codes)
+            result, fingerprint, token_fingerprint, stem = planned[k]
+            tokens_name = _save_tokens(folder, token_fingerprint, vamped[j * n_in:(j + 1) * n_in],
+                                       masked[j * n_in:(j + 1) * n_in], codes)
             outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
             audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
                                      per_channel_audio=list(outputs) if request.per_channel else None)
@@ -326,15 +334,21 @@ class Pipeline:
             if out_rate != source_rate:
                 audio = resample(audio, source_rate, out_rate)
             audio = _convert_channels(audio, request.channels or source_audio.shape[0])
-            write_audio_atomic(result.audio_path, audio, out_rate, bit_depth=request.bit_depth,
-                               protect=[request.source_path])
+            wav_temporary = folder.write_temporary(
+                f"{stem}.wav", lambda f: write_wav(f, audio, out_rate, bit_depth=request.bit_depth))
             timings["render_s"] = time.perf_counter() - t
             changed = (vamped[j * n_in] != codes[0]).float().mean().item()
             masked_fraction = (masked[j * n_in] == interface.codec.codebook_size).float().mean().item()
-            recipe_doc = self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
-                                               source_sha, source_rate, source_audio.shape, out_rate, audio.shape,
-                                               timings, masked_fraction, changed, token_fingerprint)
-            _write_json_atomic(Path(result.recipe_path), recipe_doc)
+
+            def recipe_for(audio_path, result=result, fingerprint=fingerprint, audio_shape=audio.shape,
+                           changed=changed, masked_fraction=masked_fraction, tokens_name=tokens_name):
+                result.audio_path = str(audio_path)
+                return self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
+                                             source_sha, source_rate, source_audio.shape, out_rate, audio_shape,
+                                             timings, masked_fraction, changed, tokens_name)
+
+            result.audio_path, result.recipe_path = (
+                str(folder.path / name) for name in _publish_variation(folder, stem, wav_temporary, recipe_for))
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -342,23 +356,16 @@ class Pipeline:
         timings["total_s"] = time.perf_counter() - started
         return sorted(results, key=lambda r: r.index)
 
-    @staticmethod
-    def _recipe_matches(recipe_path: Path, fingerprint: str) -> bool:
-        try:
-            return json.loads(Path(recipe_path).read_text()).get("fingerprint") == fingerprint
-        except (OSError, ValueError):
-            return False
-
     def _recipe_document(self, request, recipe, options, c2f_steps, chain, result, fingerprint, source_sha,
                          source_rate, source_shape, out_rate, out_shape, timings, masked_fraction, changed,
-                         token_fingerprint):
+                         tokens_name):
         return {
             "kind": RECIPE_KIND,
             "format": RECIPE_FORMAT,
             "vampbridge_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": fingerprint,
-            "tokens": f"tokens/{token_fingerprint}.npz",
+            "tokens": f"tokens/{tokens_name}",
             "take_name": result.take_name,
             "variation": result.index,
             "seed": result.seed,
@@ -379,12 +386,14 @@ class Pipeline:
 
     # --- re-rendering ----------------------------------------------------------------------------
 
-    def rerender(self, recipe_path, *, fx=None, seed=None, output_dir=None, output_path=None,
+    def rerender(self, recipe_path, *, fx=None, seed=None, output_dir=None, output_path=None, overwrite=False,
                  on_progress=None, should_cancel=None) -> VariationResult:
         """Rebuild one variation from its recipe: the same audio, unless `fx` or `seed` (the
         variation's own seed) change it. With `output_path`, the WAV goes exactly there and the
-        recipe beside it; otherwise into `output_dir` (default: the recipe's folder), where an
-        identical earlier render is reused."""
+        recipe beside it, refused when either exists unless `overwrite`, and always when either
+        is the recipe's source media or the recipe itself; otherwise into `output_dir` (default:
+        the recipe's folder, under the same folder rule as any output), where an identical
+        earlier render is reused."""
         request, index = request_from_recipe(recipe_path)
         suffix = ""
         if fx is not None:
@@ -397,44 +406,165 @@ class Pipeline:
                 request.output_dir = str(output_dir)
             return self.run(request, on_progress=on_progress, should_cancel=should_cancel,
                             only_variations=[index], take_suffix=suffix)[0]
-        output_path = Path(output_path).expanduser().resolve()
-        check_output_dir(output_path.parent)
-        with tempfile.TemporaryDirectory(prefix=".vampbridge-", dir=output_path.parent) as scratch:
-            request.output_dir = scratch
-            result = self.run(request, on_progress=on_progress, should_cancel=should_cancel,
-                              only_variations=[index], skip_existing=False,
-                              token_dirs=[Path(recipe_path).parent], take_suffix=suffix)[0]
-            recipe = json.loads(Path(result.recipe_path).read_text())
-            recipe["output"]["path"] = str(output_path)
-            os.replace(result.audio_path, output_path)
-            _write_json_atomic(output_path.with_suffix(".json"), recipe)
-        return VariationResult(index, result.seed, str(output_path), str(output_path.with_suffix(".json")),
+        output_path = Path(os.path.abspath(Path(output_path).expanduser()))
+        if output_path.suffix.lower() not in (".wav", ".wave"):
+            raise RequestError("output", f"output path {output_path} must end in .wav; renders are WAV files")
+        names = (output_path.name, output_path.with_suffix(".json").name)
+        with OutputFolder.open(output_path.parent) as folder:
+            _refuse_replacing(folder, names, protected={"the recipe's source media": request.source_path,
+                                                        "the recipe itself": recipe_path}, overwrite=overwrite)
+            scratch = folder.subfolder(f".vampbridge-{secrets.token_hex(6)}")
+            try:
+                request.output_dir = str(scratch.path)
+                result = self.run(request, on_progress=on_progress, should_cancel=should_cancel,
+                                  only_variations=[index], skip_existing=False,
+                                  token_dirs=[Path(recipe_path).parent], take_suffix=suffix)[0]
+                recipe = json.loads(scratch.read_bytes(Path(result.recipe_path).name))
+                recipe["output"]["path"] = str(folder.path / names[0])
+                recipe_temporary = folder.write_temporary(names[1], lambda f: f.write(_json_bytes(recipe)))
+                try:
+                    if not folder.publish(Path(result.audio_path).name, names[0], overwrite=overwrite,
+                                          source=scratch):
+                        raise _exists(folder.path / names[0])
+                    if not folder.publish(recipe_temporary, names[1], overwrite=overwrite):
+                        folder.remove_own(names[0])
+                        raise _exists(folder.path / names[1])
+                finally:
+                    folder.discard(recipe_temporary)
+            finally:
+                scratch.close()
+                shutil.rmtree(scratch.path, ignore_errors=True)  # ours; rmtree does not follow links
+        return VariationResult(index, result.seed, str(folder.path / names[0]), str(folder.path / names[1]),
                                result.take_name)
 
 
-def _tokens_path(folder: Path, token_fingerprint: str) -> Path:
-    return folder / "tokens" / f"{token_fingerprint}.npz"
+def _exists(path: Path) -> RequestError:
+    return RequestError("output", f"{path} exists; pass --overwrite to replace it, or choose another name",
+                        "output_exists")
 
 
-def _save_tokens(folder: Path, token_fingerprint: str, codes, masked, original):
-    """Keep a variation's tokens (rows, 14, T) so re-renders with other effects skip generation,
-    with the source's own codes beside them so editors can show what changed."""
-    with atomic_file(_tokens_path(folder, token_fingerprint), "wb") as f:
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_replacing(folder: OutputFolder, names, *, protected: dict, overwrite: bool):
+    """Refuse output `names` in `folder` that exist (unless `overwrite`) or that are, by any
+    path or link, one of the `protected` files (never, even with `overwrite`)."""
+    for name in names:
+        path = folder.path / name
+        for what, other in protected.items():
+            if _same_file(path, other):
+                raise RequestError("output", f"refusing to write {path}: it is {what}; choose another name",
+                                   "bad_output_path")
+        if not overwrite and folder.lstat(name) is not None:
+            raise _exists(path)
+
+
+def _json_bytes(data: dict) -> bytes:
+    return json.dumps(data, indent=2).encode()
+
+
+def _earlier_render(folder: OutputFolder, stem: str, fingerprint: str):
+    """(wav name, json name) of this variation rendered earlier by VampBridge in `folder`, or None.
+    Only files VampBridge created there count, so a user's file that has the name is never taken
+    for a render (nor replaced: the new render takes the next free name)."""
+    for wav, recipe in candidate_names(stem, (".wav", ".json")):
+        if folder.lstat(wav) is None and folder.lstat(recipe) is None:
+            return None
+        if folder.created_here(wav) and folder.created_here(recipe):
+            try:
+                if json.loads(folder.read_bytes(recipe)).get("fingerprint") == fingerprint:
+                    return wav, recipe
+            except (OSError, ValueError, AttributeError):
+                pass
+    return None
+
+
+def _publish_variation(folder: OutputFolder, stem: str, wav_temporary: str, recipe_for) -> tuple[str, str]:
+    """Publish a rendered WAV (`wav_temporary` in `folder`) and its recipe (`recipe_for(wav path)`)
+    under the first pair of names `stem[-n].wav|.json` that are both free, or hold what is left
+    of an earlier render of the same variation (VampBridge's own files); nothing else is replaced."""
+    try:
+        for wav, recipe in candidate_names(stem, (".wav", ".json")):
+            if not all(folder.lstat(name) is None or folder.created_here(name) for name in (wav, recipe)):
+                continue
+            folder.remove_own(wav)
+            folder.remove_own(recipe)
+            document = _json_bytes(recipe_for(folder.path / wav))
+            recipe_temporary = folder.write_temporary(recipe, lambda f: f.write(document))
+            try:
+                if not folder.publish(wav_temporary, wav, keep_temporary=True):
+                    continue
+                if folder.publish(recipe_temporary, recipe):
+                    return wav, recipe
+                folder.remove_own(wav)  # the recipe's name was taken meanwhile: try the next pair
+                if folder.lstat(wav_temporary) is None:
+                    raise RequestError("output", f"{folder.path / recipe} appeared while it was being "
+                                       "written; run the job again", "output_exists")
+            finally:
+                folder.discard(recipe_temporary)
+        raise RequestError("output", f"no free name for {stem}.wav in {folder.path}", "output_exists")
+    finally:
+        folder.discard(wav_temporary)
+
+
+def _token_names(token_fingerprint: str):
+    return (names[0] for names in candidate_names(token_fingerprint, (".npz",), limit=20))
+
+
+def _save_tokens(folder: OutputFolder, token_fingerprint: str, codes, masked, original) -> str:
+    """Keep a variation's tokens (rows, 14, T) in `tokens/` so re-renders with other effects skip
+    generation, with the source's own codes beside them so editors can show what changed.
+    Returns the file's name there (kept when VampBridge saved these tokens before)."""
+    def write(f):
         np.savez_compressed(f, codes=codes.cpu().numpy().astype(np.int16),
                             masked=masked.cpu().numpy().astype(np.int16),
                             original=original.cpu().numpy().astype(np.int16))
 
+    with folder.subfolder("tokens") as tokens:
+        temporary = None
+        try:
+            for name in _token_names(token_fingerprint):
+                if tokens.created_here(name):
+                    return name  # the fingerprint determines the tokens: the same ones
+                if tokens.lstat(name) is not None:
+                    continue
+                temporary = temporary or tokens.write_temporary(name, write)
+                if tokens.publish(temporary, name):
+                    temporary = None
+                    return name
+            raise RequestError("output", f"no free name for tokens {token_fingerprint} in {tokens.path}",
+                               "output_exists")
+        finally:
+            if temporary is not None:
+                tokens.discard(temporary)
+
 
 def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):
-    path = _tokens_path(folder, token_fingerprint)
-    try:
-        with np.load(path) as data:
-            codes, masked = data["codes"], data["masked"]
-    except (OSError, ValueError, KeyError):
-        return None
-    if codes.shape != (n_rows,) + tuple(shape) or masked.shape != codes.shape:
-        return None
-    return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(masked.astype(np.int64))
+    """Saved tokens of `token_fingerprint` in `folder/tokens`, only from a file VampBridge saved."""
+    record = CreatedFiles()
+    directory = Path(folder).resolve() / "tokens"
+    for name in _token_names(token_fingerprint):
+        try:
+            fd = os.open(directory / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as f:
+            if not record.knows(directory / name, os.fstat(f.fileno())):
+                continue
+            try:
+                with np.load(f) as data:
+                    codes, masked = data["codes"], data["masked"]
+            except (OSError, ValueError, KeyError):
+                continue
+        if codes.shape == (n_rows,) + tuple(shape) and masked.shape == codes.shape:
+            return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(masked.astype(np.int64))
+    return None
 
 
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:

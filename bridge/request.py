@@ -17,15 +17,6 @@ MAX_VARIATIONS = 64
 SAMPLING_DEFAULTS = {"sampling_steps": 36}  # the authors' app; the library default is 12
 C2F_STEPS_DEFAULT = 2
 
-# Folders a request may never write into: checked against the path as given and as resolved
-# (on macOS /etc is /private/etc). Temporary folders such as /var/tmp stay allowed.
-SYSTEM_FOLDERS = [Path(p) for p in (
-    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sbin", "/sys", "/usr", "/root",
-    "/var/lib", "/var/log", "/var/run", "/var/db", "/var/spool", "/var/cache", "/var/mail",
-    "/System", "/Library", "/Applications", "/private/etc", "/private/var/db",
-    "C:\\Windows", "C:\\Program Files", "C:\\Program Files (x86)")]
-
-
 class RequestError(ValueError):
     def __init__(self, field_name: str, message: str, code: str = "bad_argument"):
         super().__init__(message)
@@ -60,30 +51,10 @@ def load_json_argument(value, what: str):
 
 
 def check_output_dir(path) -> Path:
-    """An absolute folder that exists or can be created, and is not a system folder."""
-    if not path:
-        raise RequestError("output_dir", "output folder is empty", "bad_output_dir")
-    p = Path(os.path.expanduser(str(path)))
-    if not p.is_absolute():
-        raise RequestError("output_dir", f"output folder must be an absolute path, got {str(path)!r}", "bad_output_dir")
-    given, resolved = Path(os.path.abspath(p)), p.resolve()
-    # Both spellings are checked: /bin is a link to /usr/bin on merged-/usr systems, and a link in
-    # the user's home may point into a system folder. The message names both when they differ.
-    named = str(given) if given == resolved else f"{given} (which is {resolved})"
-    for candidate in (given, resolved):
-        for system in SYSTEM_FOLDERS:
-            if candidate == system or (system != Path("/") and system in candidate.parents):
-                raise RequestError("output_dir", f"refusing to write into the system folder {named}; "
-                                   "choose a folder in your project or home", "bad_output_dir")
-    if resolved.exists() and not resolved.is_dir():
-        raise RequestError("output_dir", f"output path {resolved} exists and is not a folder", "bad_output_dir")
-    try:
-        resolved.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RequestError("output_dir", f"cannot create output folder {resolved}: {e.strerror}", "bad_output_dir") from None
-    if not os.access(resolved, os.W_OK):
-        raise RequestError("output_dir", f"output folder {resolved} is not writable", "bad_output_dir")
-    return resolved
+    """The checked, created output folder: the one rule of `bridge.output_folder`."""
+    from .output_folder import check_output_dir as check
+
+    return check(path)
 
 
 @dataclass
