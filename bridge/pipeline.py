@@ -34,7 +34,7 @@ from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .output_folder import CreatedFiles, OutputFolder, candidate_names
 from .paths import data_dir, default_render_dir
-from .render import render_variation
+from .render import SILENCE_PEAK_DB, is_silent, loudness_rule, render_variation
 from .request import RequestError, VampRequest
 
 RECIPE_KIND = "vampbridge.variation"
@@ -272,6 +272,8 @@ class Pipeline:
             raise RequestError("length_s", f"the region is {n_engine / interface.codec.sample_rate * 1000:.1f} ms "
                                f"long, shorter than one token frame ({interface.t2s(1) * 1000:.1f} ms); "
                                "select a longer region", "bad_region")
+        silent = is_silent(source_audio)
+        level_rule = loudness_rule(source_audio, source_rate)
         codes = interface.encode_audio(np.stack(engine_inputs))  # (channels_in, 14, T)
         timings["encode_s"] = time.perf_counter() - t
         progress("encoding", 1.0)
@@ -300,6 +302,8 @@ class Pipeline:
                 for c in range(n_in):
                     generator = torch.Generator().manual_seed(seeds[k])
                     masks.append(interface.build_mask_from_recipe(recipe, shape, generator, engine_inputs[0][0]))
+                    if silent and not bool((masks[-1] == 1).all()):
+                        raise _silent_region(request)
                     rows.append(codes[c:c + 1])
                     row_seeds.append(seeds[k])
 
@@ -345,7 +349,7 @@ class Pipeline:
                 result.audio_path = str(audio_path)
                 return self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
                                              source_sha, source_rate, source_audio.shape, out_rate, audio_shape,
-                                             timings, masked_fraction, changed, tokens_name)
+                                             timings, masked_fraction, changed, tokens_name, level_rule)
 
             result.audio_path, result.recipe_path = (
                 str(folder.path / name) for name in _publish_variation(folder, stem, wav_temporary, recipe_for))
@@ -358,7 +362,7 @@ class Pipeline:
 
     def _recipe_document(self, request, recipe, options, c2f_steps, chain, result, fingerprint, source_sha,
                          source_rate, source_shape, out_rate, out_shape, timings, masked_fraction, changed,
-                         tokens_name):
+                         tokens_name, level_rule):
         return {
             "kind": RECIPE_KIND,
             "format": RECIPE_FORMAT,
@@ -378,6 +382,7 @@ class Pipeline:
             "mask": recipe.to_json(),
             "sampling": {**options.to_dict(), "c2f_sampling_steps": c2f_steps},
             "fx": chain.to_dict(),
+            "loudness_rule": level_rule,  # how the level follows the source: lufs, rms or silent
             "output": {"path": result.audio_path, "sample_rate": out_rate, "channels": out_shape[0],
                        "n_samples": out_shape[1], "bit_depth": request.bit_depth},
             "stats": {"masked_fraction": round(masked_fraction, 6), "changed_fraction": round(changed, 6)},
@@ -436,6 +441,14 @@ class Pipeline:
                 shutil.rmtree(scratch.path, ignore_errors=True)  # ours; rmtree does not follow links
         return VariationResult(index, result.seed, str(folder.path / names[0]), str(folder.path / names[1]),
                                result.take_name)
+
+
+def _silent_region(request: VampRequest) -> RequestError:
+    end = "the end" if request.length_s is None else f"{request.start_s + request.length_s:g} s"
+    return RequestError("source_path", f"the region {request.start_s:g} s to {end} of {request.source_path} is "
+                        f"silent (every sample below {SILENCE_PEAK_DB:g} dBFS): there is nothing to vary. Select "
+                        "a region with sound, or use a mask that regenerates everything, e.g. "
+                        '{"rand_mask_intensity": 1, "periodic_prompt": 0}', "bad_region")
 
 
 def _exists(path: Path) -> RequestError:

@@ -5,7 +5,10 @@ Steps, in order (`render_variation`):
   2. trim or pad it to exactly the source region's length;
   3. put it on every source channel (or one engine output per channel);
   4. run the effect chain, which appends its tail (`tail_s`) of ring-out;
-  5. match the integrated loudness (BS.1770) of the source region;
+  5. match the level of the source region by the rule `loudness_rule` picks: its integrated
+     loudness (BS.1770) when it can be measured, its RMS when it is quieter than the BS.1770
+     gate (-70 LUFS), -24 LUFS (the model's working level) when it is silent, so a variation is
+     never far louder than its source;
   6. scale down, if needed, so the sample peak is at most -0.1 dBFS.
 """
 
@@ -26,6 +29,25 @@ from bridge.fx import FxChain
 ENGINE_SAMPLE_RATE = 44100  # Hz; VampNet's codec works at this rate, mono
 PEAK_CEILING_DB = -0.1  # dBFS, sample peak of every render
 PEAK_CEILING = 10.0 ** (PEAK_CEILING_DB / 20.0)  # linear, about 0.98855
+SILENCE_PEAK_DB = -120.0  # dBFS; a region whose sample peak is below this is silent
+SILENT_REGION_LUFS = -24.0  # a variation of a silent region (all regenerated) gets the model's level
+
+
+def is_silent(audio) -> bool:
+    """True when every sample is below SILENCE_PEAK_DB (digital silence, a few LSBs of dither)."""
+    audio = np.asarray(audio)
+    return audio.size == 0 or float(np.max(np.abs(audio))) < 10.0 ** (SILENCE_PEAK_DB / 20.0)
+
+
+def loudness_rule(source_audio, sample_rate) -> str:
+    """How a variation's level follows its source region: "lufs" (integrated loudness matched),
+    "rms" (the source is below the BS.1770 gate, so its RMS is matched) or "silent" (the source
+    is silent: the variation is set to SILENT_REGION_LUFS). Recorded in every recipe."""
+    if is_silent(source_audio):
+        return "silent"
+    if integrated_loudness(source_audio, sample_rate) == -math.inf:
+        return "rms"
+    return "lufs"
 
 
 def _engine_mono(audio, what):
@@ -61,12 +83,28 @@ def _channels_from_engine(engine_audio, per_channel_audio, n_channels, source_sa
     ])
 
 
-def _match_loudness(rendered, sample_rate, target_lufs):
-    """`rendered` with gain so its integrated loudness is `target_lufs`; unchanged if either is -inf."""
-    rendered_lufs = integrated_loudness(rendered, sample_rate)
-    if rendered_lufs == -math.inf or target_lufs == -math.inf:
+def _rms(audio) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+
+
+def _match_level(rendered, source_audio, sample_rate):
+    """`rendered` with the gain `loudness_rule(source_audio)` asks for. A render that cannot be
+    measured the same way (silent, or below the gate where LUFS are matched) is matched by RMS
+    over the region (not the effect tail), and a silent render stays silent."""
+    if is_silent(rendered):
         return rendered
-    gain = 10.0 ** ((target_lufs - rendered_lufs) / 20.0)
+    rule = loudness_rule(source_audio, sample_rate)
+    rendered_lufs = integrated_loudness(rendered, sample_rate)
+    if rule == "silent":
+        target_lufs = SILENT_REGION_LUFS
+    elif rule == "lufs":
+        target_lufs = integrated_loudness(source_audio, sample_rate)
+    if rule != "rms" and rendered_lufs != -math.inf:
+        gain = 10.0 ** ((target_lufs - rendered_lufs) / 20.0)
+    else:
+        region_rms = _rms(rendered[:, :source_audio.shape[1]])
+        source_rms = _rms(source_audio) if rule != "silent" else 10.0 ** (SILENT_REGION_LUFS / 20.0)
+        gain = source_rms / region_rms if region_rms > 0 else 1.0
     return (rendered.astype(np.float64) * gain).astype(np.float32)
 
 
@@ -87,8 +125,8 @@ def render_variation(
     fx: an FxChain, or anything `FxChain.from_json` takes (preset name, JSON, list); None = no fx.
     per_channel_audio: optional list with one engine output per source channel, used instead
         of putting `engine_audio` on every channel.
-    loudness_match: scale to the source region's integrated loudness (skipped when either is
-        silent). The -0.1 dBFS peak ceiling wins over the loudness match.
+    loudness_match: scale to the source region's level by `loudness_rule` (LUFS, RMS below the
+        BS.1770 gate, a fixed -24 LUFS for a silent region). The -0.1 dBFS peak ceiling wins.
 
     Returns float32 (channels, n_src + round(tail_s * source_sample_rate)).
     """
@@ -105,9 +143,9 @@ def render_variation(
     rendered = chain.process(rendered, source_sample_rate)  # adds the tail
     check_finite(rendered, f"render after the effect chain {chain!r}")
     if loudness_match:
-        target_lufs = integrated_loudness(source_audio, source_sample_rate)
-        rendered = _match_loudness(rendered, source_sample_rate, target_lufs)
+        rendered = _match_level(rendered, source_audio, source_sample_rate)
     return peak_limit(rendered, PEAK_CEILING).astype(np.float32)
 
 
-__all__ = ["ENGINE_SAMPLE_RATE", "PEAK_CEILING", "PEAK_CEILING_DB", "render_variation"]
+__all__ = ["ENGINE_SAMPLE_RATE", "PEAK_CEILING", "PEAK_CEILING_DB", "SILENCE_PEAK_DB", "SILENT_REGION_LUFS",
+           "is_silent", "loudness_rule", "render_variation"]
