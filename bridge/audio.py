@@ -18,6 +18,7 @@ from pedalboard.io import AudioFile
 
 from bridge.atomic import give_normal_permissions
 from bridge.dsp import AudioError, check_finite
+from bridge.truncation import find_problem as find_truncation
 
 __all__ = [
     "AudioError",
@@ -109,20 +110,29 @@ def _info_from_open_file(path, source):
 # --- truncation ----------------------------------------------------------------------------
 
 def _check_not_truncated(path):
-    """Refuse a WAV or AIFF whose audio data is shorter than its header says.
+    """Refuse a file whose audio is shorter than its header says, or whose last frame is damaged.
 
-    pedalboard pads a truncated file with silence instead of failing, so this compares the data
-    chunk's declared size with the bytes actually on disk. Compressed formats (FLAC, MP3, Ogg)
-    are not checked here: their headers do not give a byte count to compare against.
+    pedalboard pads a truncated file with silence instead of failing, and reports the length its
+    header promises, so this compares the header with what is on disk: for WAV and AIFF the data
+    chunk's declared size with the bytes there, for FLAC, MP3 and Ogg the checks of
+    `bridge.truncation` (last frame or page, frame and byte counts, CRCs).
     """
     declared_end, actual_end = _data_chunk_extent(path)
-    if declared_end is None or declared_end <= actual_end:
-        return
-    raise AudioError(
-        f"audio file is truncated: the header of {path} says its audio data ends at byte "
-        f"{declared_end} but the file has {actual_end} bytes; the copy or recording was cut "
-        "short, so copy or export it again"
-    )
+    if declared_end is not None and declared_end > actual_end:
+        raise AudioError(
+            f"audio file is truncated: the header of {path} says its audio data ends at byte "
+            f"{declared_end} but the file has {actual_end} bytes; the copy or recording was cut "
+            "short, so copy or export it again"
+        )
+    try:
+        problem = find_truncation(path)
+    except OSError as error:
+        raise AudioError(f"cannot read {path} to check it is complete ({error.strerror})") from error
+    if problem:
+        raise AudioError(
+            f"audio file is truncated or damaged: {path}: {problem}; the copy or export was cut "
+            "short or corrupted, so copy or export it again"
+        )
 
 
 def _data_chunk_extent(path):
@@ -151,6 +161,10 @@ def _data_chunk_extent(path):
                     return None, file_size
                 return position + 8 + chunk_size, file_size
             position += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to even sizes
+        # No sample data found: a file cut inside its header still declares its whole size.
+        form_size = struct.unpack(byte_order + "I", header[4:8])[0]
+        if form_size not in (0, 0xFFFFFFFF) and 8 + form_size > file_size:
+            return 8 + form_size, file_size
     return None, file_size
 
 
