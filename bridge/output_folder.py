@@ -42,7 +42,10 @@ _SYSTEM_TREES_WINDOWS = ("c:\\windows", "c:\\program files", "c:\\program files 
 # Where directory descriptors work (Linux, macOS, BSD); elsewhere (Windows) paths are used and the
 # folder is re-resolved before each publish instead.
 _FD_BASED = os.open in os.supports_dir_fd and os.link in os.supports_dir_fd and hasattr(os, "O_NOFOLLOW")
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_PATH (Linux) opens a folder for *at() calls without needing read permission on it, so a path
+# through an execute-only parent (mode 0711) works as it does for plain open().
+_DIR_FLAGS = (getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+              | getattr(os, "O_CLOEXEC", 0))
 # link() is missing on some file systems (FAT, some network shares): publish by rename instead.
 _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
 
