@@ -78,10 +78,11 @@ def test_unknown_fx_fails_before_any_model_loads(tmp_path, capsys):
     assert "effect chain entry 1 (Flanger)" in err and "model" not in err
 
 
-def test_digital_silence_renders_finite_silence(tiny_models, tmp_path):
+def test_digital_silence_fully_regenerated_renders_finite_audio(tiny_models, tmp_path):
+    # with a mask that keeps some of it, silence has nothing to vary (tests/test_security_data_levels.py)
     source = write_wav(tmp_path / "silence.wav", np.zeros((2, 22050), np.float32), 44100)
     assert main(["vamp", str(source), "-o", str(tmp_path / "out"), "-n", "1", "--steps", "2",
-                 "--model", str(tiny_models)]) == 0
+                 "--mask", '{"rand_mask_intensity": 1, "periodic_prompt": 0}', "--model", str(tiny_models)]) == 0
     (wav,) = (tmp_path / "out").glob("*.wav")
     with AudioFile(str(wav)) as f:
         audio = f.read(f.frames)
