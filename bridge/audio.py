@@ -19,6 +19,7 @@ from pedalboard.io import AudioFile
 from bridge.atomic import give_normal_permissions
 from bridge.dsp import AudioError, check_finite
 from bridge.truncation import find_problem as find_truncation
+from bridge.truncation import flac_block_size, flac_checksum_problem
 
 __all__ = [
     "AudioError",
@@ -224,7 +225,36 @@ def read_region(path, start_s=0.0, length_s=None):
             "the file may be truncated or its length estimate (MP3) wrong, re-export it"
         )
     check_finite(audio, f"audio in {path}")
+    if info.format == "flac":
+        _check_flac_silence(path, audio, start)
     return np.ascontiguousarray(audio, dtype=np.float32), info.sample_rate
+
+
+def _check_flac_silence(path, audio, start):
+    """A damaged FLAC frame decodes as exactly one block of digital silence: where the region
+    holds a whole block of it, the file's checksum decides whether it is real silence."""
+    block = flac_block_size(path)
+    if not block:
+        return
+    silent = ~np.any(audio != 0, axis=0)
+    first = -(-start // block) * block  # blocks that lie wholly inside the region
+    for block_start in range(first - start, audio.shape[1] - block + 1, block):
+        if silent[block_start:block_start + block].all():
+            break
+    else:
+        return
+
+    def read_blocks():
+        with _open_for_reading(path) as source:
+            while source.tell() < source.frames:
+                chunk = source.read(1 << 18)
+                if chunk.shape[1] == 0:
+                    return
+                yield chunk
+
+    problem = flac_checksum_problem(path, read_blocks)
+    if problem:
+        raise AudioError(f"audio file is damaged: {path}: {problem}; copy or export it again")
 
 
 # --- writing -------------------------------------------------------------------------------

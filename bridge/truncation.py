@@ -14,12 +14,20 @@ header promises with what is on disk, reading only headers and the file's last f
 
 `find_problem(path)` returns None for a complete file (or a format it does not know), else a
 sentence saying what is missing; `bridge.audio` turns it into an AudioError naming the file.
+
+A FLAC frame damaged in the middle of a file decodes as one block of digital silence. Where a
+region read from a FLAC holds such a block, `flac_checksum_problem` decodes the whole file
+once and compares it with the MD5 that STREAMINFO keeps of the original samples.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+import threading
+
+import numpy as np
 
 _TAIL_BYTES = 1 << 18  # how much of a FLAC's end is searched for its last frame, when its header
 # does not give the largest frame size
@@ -94,7 +102,8 @@ def _crc16(data: bytes) -> int:
     return crc
 
 
-def _flac_problem(f, size: int, start: int) -> str | None:
+def _flac_metadata(f, size: int, start: int):
+    """(STREAMINFO bytes or None, where the audio frames start), or a problem sentence."""
     position = start + 4
     streaminfo = None
     while True:
@@ -109,7 +118,14 @@ def _flac_problem(f, size: int, start: int) -> str | None:
             streaminfo = f.read(34)
         position += 4 + length
         if last:
-            break
+            return streaminfo, position
+
+
+def _flac_problem(f, size: int, start: int) -> str | None:
+    metadata = _flac_metadata(f, size, start)
+    if isinstance(metadata, str):
+        return metadata
+    streaminfo, position = metadata
     if streaminfo is None or len(streaminfo) < 34:
         return "it has no STREAMINFO block"
     max_block = int.from_bytes(streaminfo[2:4], "big")
@@ -256,7 +272,8 @@ def _mp3_problem(f, size: int, start: int) -> str | None:
         frames += 1
         position += frame[0]
     if declared_frames and frames + 1 < declared_frames:
-        return f"it holds {frames} frames where its header says {declared_frames}; the end is missing"
+        return (f"its frames stop at byte {position} after {frames} of the {declared_frames} its header "
+                "counts; the rest is missing or damaged")
     return None
 
 
@@ -290,3 +307,56 @@ def _ogg_problem(f, size: int) -> str | None:
         if not page[5] & 0x04:
             return "it stops before the end of its stream (the last page lacks the end-of-stream mark)"
         return None
+
+
+# --- FLAC checksum -------------------------------------------------------------------------
+
+def flac_block_size(path) -> int | None:
+    """The fixed block size of a FLAC file (frames per block), None if not FLAC or variable."""
+    with open(path, "rb") as f:
+        start = _id3v2_length(f.read(16))
+        f.seek(start)
+        if f.read(4) != b"fLaC":
+            return None
+        metadata = _flac_metadata(f, os.fstat(f.fileno()).st_size, start)
+    if isinstance(metadata, str) or metadata[0] is None:
+        return None
+    min_block, max_block = struct.unpack(">HH", metadata[0][:4])
+    return max_block if min_block == max_block else None
+
+
+_checked: dict = {}  # (path, device, inode, size, mtime_ns) -> problem or None, once per process
+_checked_lock = threading.Lock()
+
+
+def flac_checksum_problem(path, read_blocks) -> str | None:
+    """None when the FLAC's decoded samples match STREAMINFO's MD5 (or it records none), else a
+    sentence. `read_blocks()` yields the whole file decoded, (channels, n) float blocks as
+    pedalboard gives them (integer / (2^(bits-1) - 1)). Remembered per file version."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _checked_lock:
+        if key in _checked:
+            return _checked[key]
+    with open(path, "rb") as f:
+        start = _id3v2_length(f.read(16))
+        metadata = _flac_metadata(f, st.st_size, start)
+    if isinstance(metadata, str):
+        return metadata
+    streaminfo = metadata[0]
+    expected = streaminfo[18:34]
+    if expected == bytes(16):
+        return None  # the encoder did not record a checksum
+    bits = (((streaminfo[12] & 1) << 4) | (streaminfo[13] >> 4)) + 1
+    scale, width = 2 ** (bits - 1) - 1, (bits + 7) // 8
+    digest = hashlib.md5()
+    for block in read_blocks():
+        ints = np.clip(np.round(block.T.astype(np.float64) * scale), -scale - 1, scale).astype("<i4")
+        # interleaved little-endian samples of `width` bytes, as the checksum was taken
+        digest.update(ints.reshape(-1).view(np.uint8).reshape(-1, 4)[:, :width].tobytes())
+    problem = None if digest.digest() == expected else (
+        "its decoded audio does not match the checksum in its header: damaged frames decode as "
+        "silence")
+    with _checked_lock:
+        _checked[key] = problem
+    return problem

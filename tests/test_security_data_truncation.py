@@ -49,7 +49,16 @@ def flip_a_byte_near_the_end(data):
     return bytes(damaged)
 
 
+def damage_the_middle(data):
+    """A run of bytes in the middle overwritten, as a bad sector or a broken download does."""
+    damaged = bytearray(data)
+    middle = len(data) // 2
+    damaged[middle:middle + 2000] = bytes(2000)
+    return bytes(damaged)
+
+
 CASES = {
+    "mp3 damaged in the middle": ("mp3", damage_the_middle),
     "flac cut in half": ("flac", half),
     "flac 100-byte header": ("flac", lambda d: d[:100]),
     "flac one byte short": ("flac", lambda d: d[:-1]),
@@ -76,6 +85,15 @@ def test_a_cut_or_damaged_file_is_refused_naming_the_file(tmp_path, case):
         message = str(e.value)
         assert str(broken) in message
         assert any(word in message for word in ("truncated", "damaged", "cannot read")), message
+
+
+def test_a_flac_damaged_in_the_middle_is_refused_when_read(tmp_path):
+    # its frames decode as a block of silence; only decoding shows it, so probing lets it pass
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(damage_the_middle(encode(tmp_path / "whole.flac", seconds=4.0)))
+    with pytest.raises(AudioError) as e:
+        read_region(broken)
+    assert str(broken) in str(e.value) and "damaged" in str(e.value)
 
 
 @pytest.mark.parametrize("extension", ["flac", "mp3", "ogg", "wav", "aiff"])
@@ -112,3 +130,13 @@ def test_the_cli_refuses_a_flac_cut_in_half_before_any_work(tiny_models, tmp_pat
     err = capsys.readouterr().err
     assert str(broken) in err and "truncated" in err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_flac_with_real_digital_silence_is_accepted(tmp_path):
+    audio = np.tile(tone(3.0), (2, 1))
+    audio[:, 44100:2 * 44100] = 0.0  # a second of digital silence, many whole FLAC blocks
+    path = tmp_path / "gap.flac"
+    with AudioFile(str(path), "w", samplerate=44100, num_channels=2) as f:
+        f.write(audio)
+    read, _ = read_region(path)
+    assert read.shape == audio.shape and not np.any(read[:, 50000:80000])
