@@ -240,7 +240,10 @@ class OutputFolder:
 
     def write_temporary(self, name: str, write) -> str:
         """A new hidden file beside `name`, filled by `write(binary file)` and flushed to disk;
-        returns its name, to `publish` or `discard`."""
+        returns its name, to `publish` or `discard`. Without directory descriptors (Windows) the
+        folder is verified first, so a swapped folder gets not even the temporary file."""
+        if self._fd is None:
+            self.verify()
         temporary = f".{name}.{secrets.token_hex(6)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         flags |= getattr(os, "O_BINARY", 0)

@@ -215,6 +215,46 @@ def test_output_folder_swapped_for_a_link_mid_job_sends_nothing_there(pipeline, 
             path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+@pytest.mark.skipif(not REFUSED_TARGET.is_dir() or not os.access(REFUSED_TARGET, os.W_OK),
+                    reason="needs a writable /dev/shm to show a leak")
+def test_a_parent_of_the_output_folder_swapped_for_a_link_mid_job_sends_nothing_there(pipeline, source, tmp_path,
+                                                                                       monkeypatch):
+    parent = tmp_path / "project"
+    out = parent / "renders"
+    decoy = REFUSED_TARGET / f"vampbridge-test-{uuid.uuid4().hex[:8]}"
+    (decoy / "renders" / "tokens").mkdir(parents=True)  # so that writes through the link would succeed
+    render = pipeline_module.render_variation
+    calls = []
+
+    def render_then_swap(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            parent.rename(tmp_path / "project-moved")
+            parent.symlink_to(decoy)
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "render_variation", render_then_swap)
+    try:
+        with pytest.raises(RequestError) as e:
+            pipeline.run(request(source, out, n=2, seed=41))
+        assert e.value.code == "bad_output_dir"
+        assert [p for p in decoy.rglob("*") if p.is_file()] == []
+    finally:
+        shutil.rmtree(decoy)
+
+
+def test_a_tokens_link_planted_in_the_output_folder_is_not_followed(pipeline, source, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "tokens").symlink_to(elsewhere)
+    with pytest.raises(RequestError) as e:
+        pipeline.run(request(source, out))
+    assert e.value.code == "bad_output_dir" and "tokens" in str(e.value)
+    assert list(elsewhere.iterdir()) == []
+
+
 # --- item 4: a refused folder is never created ---------------------------------------------------
 
 @pytest.fixture
@@ -315,3 +355,49 @@ def test_a_rerender_beside_a_recipe_in_tmp_is_refused_by_the_pipeline(pipeline, 
         pipeline.rerender(recipe_in_tmp)
     assert e.value.code == "bad_output_dir"
     assert leaks_into_tmp() == []
+
+
+# --- where directory descriptors are missing (Windows), paths are checked instead --------------
+
+@pytest.fixture
+def without_directory_descriptors(monkeypatch):
+    import bridge.output_folder
+
+    monkeypatch.setattr(bridge.output_folder, "_FD_BASED", False)
+
+
+def test_without_directory_descriptors_user_files_are_still_never_replaced(pipeline, source, tmp_path,
+                                                                           without_directory_descriptors):
+    first = pipeline.run(request(source, tmp_path / "out", seed=51))[0]
+    for path in (Path(first.audio_path), Path(first.recipe_path)):
+        path.unlink()
+        path.write_bytes(b"the user's")
+    second = pipeline.run(request(source, tmp_path / "out", seed=51))[0]
+    assert Path(first.audio_path).read_bytes() == Path(first.recipe_path).read_bytes() == b"the user's"
+    assert Path(second.audio_path).stem.endswith("-2") and read(second.audio_path).shape[1] == int(0.6 * 44100)
+
+
+@pytest.mark.skipif(not REFUSED_TARGET.is_dir() or not os.access(REFUSED_TARGET, os.W_OK),
+                    reason="needs a writable /dev/shm to show a leak")
+def test_without_directory_descriptors_a_swapped_folder_still_gets_nothing(pipeline, source, tmp_path, monkeypatch,
+                                                                           without_directory_descriptors):
+    out = tmp_path / "out"
+    leak_before = set(REFUSED_TARGET.rglob("*"))
+    render = pipeline_module.render_variation
+    calls = []
+
+    def render_then_swap(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _swap_for_link(out)
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "render_variation", render_then_swap)
+    try:
+        with pytest.raises(RequestError) as e:
+            pipeline.run(request(source, out, n=2, seed=61))
+        assert e.value.code == "bad_output_dir"
+        assert set(REFUSED_TARGET.rglob("*")) == leak_before
+    finally:
+        for path in sorted(set(REFUSED_TARGET.rglob("*")) - leak_before, reverse=True):
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
