@@ -32,10 +32,12 @@ from .dsp import resample
 from .engine import TOKENS_REVISION, Interface
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
-from .output_folder import CreatedFiles, OutputFolder, candidate_names
+from .output_folder import OutputFolder
 from .paths import data_dir, default_render_dir
 from .render import SILENCE_PEAK_DB, is_silent, loudness_rule, render_variation
 from .request import RequestError, VampRequest
+from .variation_files import (earlier_render, exists_error, json_bytes, load_tokens, publish_variation,
+                              refuse_replacing, save_tokens)
 
 RECIPE_KIND = "vampbridge.variation"
 RECIPE_FORMAT = 1
@@ -248,7 +250,7 @@ class Pipeline:
             stem = self._stem(request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(folder.path / f"{stem}.wav"), str(folder.path / f"{stem}.json"),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
-            earlier = _earlier_render(folder, stem, fingerprint) if skip_existing else None
+            earlier = earlier_render(folder, stem, fingerprint) if skip_existing else None
             if earlier is not None:
                 result.audio_path, result.recipe_path = (str(folder.path / name) for name in earlier)
                 result.reused = True
@@ -289,7 +291,7 @@ class Pipeline:
         to_generate = []
         for j, k in enumerate(order):
             folders = [folder.path, *map(Path, token_dirs)]
-            cached = next((c for c in (_load_tokens(f, planned[k][2], shape[1:], n_in) for f in folders)
+            cached = next((c for c in (load_tokens(f, planned[k][2], shape[1:], n_in) for f in folders)
                            if c is not None), None)
             if cached is not None:
                 vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in] = cached
@@ -329,7 +331,7 @@ class Pipeline:
             progress("rendering", j / len(order), k)
             t = time.perf_counter()
             result, fingerprint, token_fingerprint, stem = planned[k]
-            tokens_name = _save_tokens(folder, token_fingerprint, vamped[j * n_in:(j + 1) * n_in],
+            tokens_name = save_tokens(folder, token_fingerprint, vamped[j * n_in:(j + 1) * n_in],
                                        masked[j * n_in:(j + 1) * n_in], codes)
             outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
             audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
@@ -352,7 +354,7 @@ class Pipeline:
                                              timings, masked_fraction, changed, tokens_name, level_rule)
 
             result.audio_path, result.recipe_path = (
-                str(folder.path / name) for name in _publish_variation(folder, stem, wav_temporary, recipe_for))
+                str(folder.path / name) for name in publish_variation(folder, stem, wav_temporary, recipe_for))
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -416,7 +418,7 @@ class Pipeline:
             raise RequestError("output", f"output path {output_path} must end in .wav; renders are WAV files")
         names = (output_path.name, output_path.with_suffix(".json").name)
         with OutputFolder.open(output_path.parent) as folder:
-            _refuse_replacing(folder, names, protected={"the recipe's source media": request.source_path,
+            refuse_replacing(folder, names, protected={"the recipe's source media": request.source_path,
                                                         "the recipe itself": recipe_path}, overwrite=overwrite)
             scratch = folder.subfolder(f".vampbridge-{secrets.token_hex(6)}")
             try:
@@ -426,14 +428,14 @@ class Pipeline:
                                   token_dirs=[Path(recipe_path).parent], take_suffix=suffix)[0]
                 recipe = json.loads(scratch.read_bytes(Path(result.recipe_path).name))
                 recipe["output"]["path"] = str(folder.path / names[0])
-                recipe_temporary = folder.write_temporary(names[1], lambda f: f.write(_json_bytes(recipe)))
+                recipe_temporary = folder.write_temporary(names[1], lambda f: f.write(json_bytes(recipe)))
                 try:
                     if not folder.publish(Path(result.audio_path).name, names[0], overwrite=overwrite,
                                           source=scratch):
-                        raise _exists(folder.path / names[0])
+                        raise exists_error(folder.path / names[0])
                     if not folder.publish(recipe_temporary, names[1], overwrite=overwrite):
                         folder.remove_own(names[0])
-                        raise _exists(folder.path / names[1])
+                        raise exists_error(folder.path / names[1])
                 finally:
                     folder.discard(recipe_temporary)
             finally:
@@ -449,135 +451,6 @@ def _silent_region(request: VampRequest) -> RequestError:
                         f"silent (every sample below {SILENCE_PEAK_DB:g} dBFS): there is nothing to vary. Select "
                         "a region with sound, or use a mask that regenerates everything, e.g. "
                         '{"rand_mask_intensity": 1, "periodic_prompt": 0}', "bad_region")
-
-
-def _exists(path: Path) -> RequestError:
-    return RequestError("output", f"{path} exists; pass --overwrite to replace it, or choose another name",
-                        "output_exists")
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.realpath(a) == os.path.realpath(b) or os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _refuse_replacing(folder: OutputFolder, names, *, protected: dict, overwrite: bool):
-    """Refuse output `names` in `folder` that exist (unless `overwrite`) or that are, by any
-    path or link, one of the `protected` files (never, even with `overwrite`)."""
-    for name in names:
-        path = folder.path / name
-        for what, other in protected.items():
-            if _same_file(path, other):
-                raise RequestError("output", f"refusing to write {path}: it is {what}; choose another name",
-                                   "bad_output_path")
-        if not overwrite and folder.lstat(name) is not None:
-            raise _exists(path)
-
-
-def _json_bytes(data: dict) -> bytes:
-    return json.dumps(data, indent=2).encode()
-
-
-def _earlier_render(folder: OutputFolder, stem: str, fingerprint: str):
-    """(wav name, json name) of this variation rendered earlier by VampBridge in `folder`, or None.
-    Only files VampBridge created there count, so a user's file that has the name is never taken
-    for a render (nor replaced: the new render takes the next free name)."""
-    for wav, recipe in candidate_names(stem, (".wav", ".json")):
-        if folder.lstat(wav) is None and folder.lstat(recipe) is None:
-            return None
-        if folder.created_here(wav) and folder.created_here(recipe):
-            try:
-                if json.loads(folder.read_bytes(recipe)).get("fingerprint") == fingerprint:
-                    return wav, recipe
-            except (OSError, ValueError, AttributeError):
-                pass
-    return None
-
-
-def _publish_variation(folder: OutputFolder, stem: str, wav_temporary: str, recipe_for) -> tuple[str, str]:
-    """Publish a rendered WAV (`wav_temporary` in `folder`) and its recipe (`recipe_for(wav path)`)
-    under the first pair of names `stem[-n].wav|.json` that are both free, or hold what is left
-    of an earlier render of the same variation (VampBridge's own files); nothing else is replaced."""
-    try:
-        for wav, recipe in candidate_names(stem, (".wav", ".json")):
-            if not all(folder.lstat(name) is None or folder.created_here(name) for name in (wav, recipe)):
-                continue
-            folder.remove_own(wav)
-            folder.remove_own(recipe)
-            document = _json_bytes(recipe_for(folder.path / wav))
-            recipe_temporary = folder.write_temporary(recipe, lambda f: f.write(document))
-            try:
-                if not folder.publish(wav_temporary, wav, keep_temporary=True):
-                    continue
-                if folder.publish(recipe_temporary, recipe):
-                    return wav, recipe
-                folder.remove_own(wav)  # the recipe's name was taken meanwhile: try the next pair
-                if folder.lstat(wav_temporary) is None:
-                    raise RequestError("output", f"{folder.path / recipe} appeared while it was being "
-                                       "written; run the job again", "output_exists")
-            finally:
-                folder.discard(recipe_temporary)
-        raise RequestError("output", f"no free name for {stem}.wav in {folder.path}", "output_exists")
-    finally:
-        folder.discard(wav_temporary)
-
-
-def _token_names(token_fingerprint: str):
-    return (names[0] for names in candidate_names(token_fingerprint, (".npz",), limit=20))
-
-
-def _save_tokens(folder: OutputFolder, token_fingerprint: str, codes, masked, original) -> str:
-    """Keep a variation's tokens (rows, 14, T) in `tokens/` so re-renders with other effects skip
-    generation, with the source's own codes beside them so editors can show what changed.
-    Returns the file's name there (kept when VampBridge saved these tokens before)."""
-    def write(f):
-        np.savez_compressed(f, codes=codes.cpu().numpy().astype(np.int16),
-                            masked=masked.cpu().numpy().astype(np.int16),
-                            original=original.cpu().numpy().astype(np.int16))
-
-    with folder.subfolder("tokens") as tokens:
-        temporary = None
-        try:
-            for name in _token_names(token_fingerprint):
-                if tokens.created_here(name):
-                    return name  # the fingerprint determines the tokens: the same ones
-                if tokens.lstat(name) is not None:
-                    continue
-                temporary = temporary or tokens.write_temporary(name, write)
-                if tokens.publish(temporary, name):
-                    temporary = None
-                    return name
-            raise RequestError("output", f"no free name for tokens {token_fingerprint} in {tokens.path}",
-                               "output_exists")
-        finally:
-            if temporary is not None:
-                tokens.discard(temporary)
-
-
-def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):
-    """Saved tokens of `token_fingerprint` in `folder/tokens`, only from a file VampBridge saved."""
-    record = CreatedFiles()
-    directory = Path(folder).resolve() / "tokens"
-    for name in _token_names(token_fingerprint):
-        try:
-            fd = os.open(directory / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
-            return None
-        except OSError:
-            continue
-        with os.fdopen(fd, "rb") as f:
-            if not record.knows(directory / name, os.fstat(f.fileno())):
-                continue
-            try:
-                with np.load(f) as data:
-                    codes, masked = data["codes"], data["masked"]
-            except (OSError, ValueError, KeyError):
-                continue
-        if codes.shape == (n_rows,) + tuple(shape) and masked.shape == codes.shape:
-            return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(masked.astype(np.int64))
-    return None
 
 
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
