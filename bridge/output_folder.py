@@ -76,7 +76,7 @@ def is_system_folder(path: Path) -> bool:
     return any(text == t or text.startswith(t + "/") for t in _SYSTEM_TREES_POSIX)
 
 
-def check_output_dir(path, *, create: bool = True) -> Path:
+def check_output_dir(path) -> Path:
     """The resolved output folder `path`, refused by the rule above, created (when missing) only
     after it passed. Raises RequestError `bad_output_dir` naming the folder and what to do."""
     if not path:
@@ -98,16 +98,15 @@ def check_output_dir(path, *, create: bool = True) -> Path:
                      "folder of your own, e.g. inside your project")
     if resolved.exists() and not resolved.is_dir():
         raise _error(f"output path {resolved} exists and is not a folder")
-    if create:
-        if _FD_BASED:
-            os.close(_walk(resolved, create=True))
-        else:
-            try:
-                resolved.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise _error(f"cannot create output folder {resolved}: {e.strerror}") from None
-        if not os.access(resolved, os.W_OK):
-            raise _error(f"output folder {resolved} is not writable")
+    if _FD_BASED:
+        os.close(_walk(resolved, create=True))
+    else:
+        try:
+            resolved.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _error(f"cannot create output folder {resolved}: {e.strerror}") from None
+    if not os.access(resolved, os.W_OK):
+        raise _error(f"output folder {resolved} is not writable")
     return resolved
 
 
@@ -145,13 +144,15 @@ def _walk(folder: Path, *, create: bool) -> int:
 class OutputFolder:
     """A checked output folder, held open while a job writes into it (see the module docstring).
 
-    `with OutputFolder.open(path) as folder: folder.publish_new(name, write)`.
+        with OutputFolder.open(path) as folder:
+            temporary = folder.write_temporary("take.wav", write)
+            if not folder.publish(temporary, "take.wav"):  # the name is taken: try another
+                ...
     """
 
-    def __init__(self, path: Path, fd: int | None, parent: OutputFolder | None = None):
-        self.path = path
+    def __init__(self, path: Path, fd: int | None):
+        self.path = path  # resolved
         self._fd = fd
-        self._parent = parent
         self._identity = _identity(os.fstat(fd)) if fd is not None else None
 
     @classmethod
@@ -176,13 +177,13 @@ class OutputFolder:
         path = self.path / name
         if self._fd is None:
             path.mkdir(exist_ok=True)
-            return OutputFolder(path, None, self)
+            return OutputFolder(path, None)
         try:
             os.mkdir(name, 0o777, dir_fd=self._fd)
         except FileExistsError:
             pass
         try:
-            return OutputFolder(path, os.open(name, _DIR_FLAGS, dir_fd=self._fd), self)
+            return OutputFolder(path, os.open(name, _DIR_FLAGS, dir_fd=self._fd))
         except OSError as e:
             raise _error(f"cannot use {path} as a folder for outputs ({e.strerror}); "
                          "it must be a plain folder, not a link") from None
@@ -228,13 +229,13 @@ class OutputFolder:
         st = self.lstat(name)
         return st is not None and stat.S_ISREG(st.st_mode) and CreatedFiles().knows(self.path / name, st)
 
-    def read_bytes(self, name: str, limit: int = 1 << 30) -> bytes:
-        """The content of the regular file `name` (never through a link)."""
+    def read_bytes(self, name: str) -> bytes:
+        """The content of the file `name` here (never through a link)."""
         if self._fd is None:
-            return (self.path / name).read_bytes()[:limit]
+            return (self.path / name).read_bytes()
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=self._fd)
         with os.fdopen(fd, "rb") as f:
-            return f.read(limit)
+            return f.read()
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -245,8 +246,8 @@ class OutputFolder:
         if self._fd is None:
             self.verify()
         temporary = f".{name}.{secrets.token_hex(6)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        flags |= getattr(os, "O_BINARY", 0)
+        flags = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0))
         if self._fd is None:
             fd = os.open(self.path / temporary, flags, 0o666)
         else:
