@@ -347,13 +347,13 @@ class CreatedFiles:
     written only costs the record: nothing is then reused, and still nothing is overwritten."""
 
     def __init__(self, path: Path | None = None):
-        if path is None:
-            from .paths import data_dir
-
-            path = data_dir() / "created-files.sqlite3"
-        self.path = Path(path)
+        self.path = path
 
     def _run(self, sql: str, values: tuple):
+        if self.path is None:
+            from .paths import data_dir
+
+            self.path = data_dir() / "created-files.sqlite3"
         db = sqlite3.connect(self.path, timeout=10)
         try:
             with db:  # one transaction, committed on leaving
@@ -367,12 +367,12 @@ class CreatedFiles:
         try:
             self._run("INSERT OR REPLACE INTO created VALUES (?, ?, ?, ?, ?)",
                       (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             pass
 
     def knows(self, path: Path, st) -> bool:
         try:
             row = self._run("SELECT dev, ino, size, mtime_ns FROM created WHERE path = ?", (str(path),))
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             return False
         return row is not None and tuple(row) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

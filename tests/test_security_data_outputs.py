@@ -401,3 +401,34 @@ def test_without_directory_descriptors_a_swapped_folder_still_gets_nothing(pipel
     finally:
         for path in sorted(set(REFUSED_TARGET.rglob("*")) - leak_before, reverse=True):
             path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_folder_below_an_execute_only_parent_works_for_its_owner():
+    """Folders are walked with O_PATH: a parent the user may pass through but not list (0711) is
+    fine, as it is for open(). Run as `nobody` in a forked child."""
+    import tempfile
+
+    from bridge.output_folder import OutputFolder
+
+    parent = Path(tempfile.mkdtemp(prefix="vampbridge-test-", dir="/tmp"))  # pytest's own folders are 0700
+    (parent / "mine").mkdir()
+    parent.chmod(0o711)
+    os.chown(parent / "mine", 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery from here on, only an exit status
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with OutputFolder.open(parent / "mine" / "renders") as folder:
+                temporary = folder.write_temporary("take.wav", lambda f: f.write(b"audio"))
+                os._exit(0 if folder.publish(temporary, "take.wav") else 2)
+        except BaseException as e:
+            os.write(2, f"child failed: {e!r}\n".encode())
+            os._exit(1)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert (parent / "mine" / "renders" / "take.wav").read_bytes() == b"audio"
+    finally:
+        shutil.rmtree(parent)
