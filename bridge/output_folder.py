@@ -110,6 +110,26 @@ def check_output_dir(path) -> Path:
     return resolved
 
 
+def check_report_folder(path, *, marker: str, what: str) -> Path:
+    """The folder of a study or trace report: an output folder (the rule above) that is new,
+    empty, or holds an earlier report of the same kind. Reports write fixed names (report.html,
+    original.wav, figures/...), so any other folder could hold a user's files of those names.
+    An empty folder gets the hidden file `.vampbridge-<what>` first, so a run stopped halfway
+    can be run again; `marker` (study.json, trace.npz) also counts, for older reports."""
+    folder = check_output_dir(path)
+    own = folder / f".vampbridge-{what}"
+    entries = sorted(os.listdir(folder))
+    if not entries:
+        with open(own, "x") as f:  # exclusive: never a file someone else made
+            f.write(f"a VampBridge {what} report is written in this folder\n")
+        return folder
+    if any(os.path.isfile(p) and not os.path.islink(p) for p in (own, folder / marker)):
+        return folder
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise _error(f"{folder} already holds files ({shown}) and no earlier {what}; a {what} writes report.html "
+                 "and more there, which would replace files of those names. Choose a new or empty folder")
+
+
 def _walk(folder: Path, *, create: bool) -> int:
     """A descriptor of `folder` (absolute, resolved) reached from `/` one name at a time without
     following any link; missing folders are made on the way when `create`."""

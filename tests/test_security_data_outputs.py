@@ -432,3 +432,24 @@ def test_a_folder_below_an_execute_only_parent_works_for_its_owner():
         assert (parent / "mine" / "renders" / "take.wav").read_bytes() == b"audio"
     finally:
         shutil.rmtree(parent)
+
+
+# --- studies and traces write fixed names: only into their own folders -------------------------
+
+@pytest.mark.parametrize("command", ["study", "trace"])
+def test_a_report_never_replaces_files_in_a_folder_it_did_not_make(tiny_models, source, tmp_path, capsys, command):
+    folder = tmp_path / "mixing notes"
+    folder.mkdir()
+    (folder / "report.html").write_text("my notes")
+    (folder / "original.wav").write_bytes(b"my take")
+    argv = ["study", "density", str(source), "-o", str(folder), "--values", "0.5"] if command == "study" else \
+        ["trace", str(source), "-o", str(folder), "-n", "1"]
+    assert main([*argv, "--model", str(tiny_models), "--steps", "2", "--c2f-steps", "1"]) == 2
+    assert (folder / "report.html").read_text() == "my notes" and (folder / "original.wav").read_bytes() == b"my take"
+    assert "new or empty folder" in capsys.readouterr().err
+    # a new folder works, and running again into it too (a report refreshes its own folder)
+    fresh = tmp_path / "report"
+    argv[argv.index(str(folder))] = str(fresh)
+    for _ in range(2):
+        assert main([*argv, "--model", str(tiny_models), "--steps", "2", "--c2f-steps", "1"]) == 0
+    assert (fresh / "report.html").is_file()

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..audio import read_region, write_audio_atomic
-from ..request import VampRequest, check_output_dir
+from ..output_folder import check_report_folder
+from ..request import VampRequest
 from . import figures, html
 from .metrics import (FRAME_RATE_HZ, N_COARSE_CODEBOOKS, SAMPLE_RATE, changed_fraction, log_mel_db,
                       masked_fraction, mel_distance_db)
@@ -60,7 +61,7 @@ def run_study(pipeline, kind: str, input_path, output_dir, *, seed: int = 0, ste
               pattern_density: float = DEFAULT_PATTERN_DENSITY, log=_log_to_stderr) -> dict:
     """Make and measure every setting of study `kind`; returns the study document (study.json)."""
     input_path = Path(input_path).expanduser().resolve()
-    root = check_output_dir(str(Path(output_dir).expanduser().resolve()))
+    root = check_report_folder(str(Path(output_dir).expanduser().resolve()), marker="study.json", what="study")
     sampling = _sampling(steps, c2f_steps)
     # every problem with the input or options surfaces here, before the models load
     probe = VampRequest(source_path=str(input_path), start_s=start_s, length_s=length_s, sampling=sampling,

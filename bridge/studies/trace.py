@@ -23,7 +23,8 @@ import torch
 from .. import __version__
 from ..audio import read_region, write_audio_atomic
 from ..engine.sampler import Trace, n_still_masked
-from ..request import RequestError, check_output_dir
+from ..output_folder import check_report_folder
+from ..request import RequestError
 from . import figures, html
 from .metrics import FRAME_RATE_HZ, HOP_LENGTH, N_COARSE_CODEBOOKS, SAMPLE_RATE
 
@@ -193,7 +194,8 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
         raise RequestError("per_channel", "a trace records the mono mix the engine sees; drop --per-channel")
     if request.seed is None:
         request.seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
-    root = check_output_dir(str(Path(output_dir or request.output_dir).expanduser().resolve()))
+    root = check_report_folder(str(Path(output_dir or request.output_dir).expanduser().resolve()),
+                               marker="trace.npz", what="trace")
     recipe = request.mask_recipe()
     options, c2f_steps = request.sampling_options()
     seeds = [request.seed + k for k in range(request.n_variations)]
