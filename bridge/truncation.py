@@ -23,6 +23,7 @@ once and compares it with the MD5 that STREAMINFO keeps of the original samples.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
 import threading
@@ -260,17 +261,17 @@ def _mp3_problem(f, size: int, start: int) -> str | None:
     if declared_bytes and end < declared_bytes:
         return (f"it holds {end} bytes where its header says the audio alone takes {declared_bytes}; "
                 "the end is missing")
-    # Count the frames (headers only) when the header gives no byte count, or a frame count to check.
+    # Walk the frames by their headers (mapped, not read: an hour of MP3 is 140 000 frames).
     frames, position = 0, start
-    while position + 4 <= end:
-        f.seek(position)
-        frame = _mp3_header(f.read(4))
-        if frame is None:
-            break
-        if position + frame[0] > end:
-            return f"its last frame, at byte {position}, is cut off ({end - position} of {frame[0]} bytes)"
-        frames += 1
-        position += frame[0]
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        while position + 4 <= end:
+            frame = _mp3_header(data[position:position + 4])
+            if frame is None:
+                break
+            if position + frame[0] > end:
+                return f"its last frame, at byte {position}, is cut off ({end - position} of {frame[0]} bytes)"
+            frames += 1
+            position += frame[0]
     if declared_frames and frames + 1 < declared_frames:
         return (f"its frames stop at byte {position} after {frames} of the {declared_frames} its header "
                 "counts; the rest is missing or damaged")
