@@ -231,7 +231,7 @@ class OutputFolder:
         except OSError:
             now = ""
         return _error(f"output folder {self.path} was replaced while the job ran{now}; nothing more "
-                      "is written there. Keep the folder in place until the job is done, then resume it")
+                      "is written there. Keep the output folder in place while a job runs, then run the job again")
 
     # -- reading what is there ------------------------------------------------------------------
 
