@@ -58,7 +58,7 @@ handlers.locate = {
   types = "s",
   run = function(item_guid)
     local item = items.find_item(item_guid)
-    local r = item and items.describe(item, false)
+    local r = item and items.describe(item)
     if not r then return "located", "Fsdddii", "", 0.0, 0.0, 1.0, 0, 0 end
     return "located", "Tsdddii", r.source_path, r.start_s, r.length_s, r.playrate, r.sample_rate, r.channels
   end,

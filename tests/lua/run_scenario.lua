@@ -19,6 +19,7 @@ local socket = require("socket")
 package.loaded["vampbridge_json"], package.loaded["vampbridge_osc"] = nil, nil
 
 reaper = double.api
+gfx = double.gfx
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
