@@ -5,8 +5,9 @@
 -- found, or a service that exits at once (a bad flag, a port in use), would look like a slow
 -- start, and the script would wait for the whole startup_wait_s. So the command runs inside a
 -- shell that writes its output to a log file and, when it ends, its exit status to a status file.
--- While the status file is missing, the command runs (the service is starting: loading models);
--- once it is there, the command has ended and the log says why.
+-- While the status file is missing, the command runs (the service is starting: loading models).
+-- Once it is there, the command has ended: with a failure status, the log says why; with 0 it
+-- may have started the service in the background, which is then waited for as before.
 
 local autostart = {}
 
@@ -34,7 +35,8 @@ function autostart.start(command, port)
     wrapped = string.format('cmd.exe /V:ON /C "%s > "%s" 2>&1 & echo !errorlevel! > "%s""',
       command, process.log, process.status)
   else
-    wrapped = "/bin/sh -c " .. sh_quote(string.format("%s > %s 2>&1; echo $? > %s", command,
+    -- A subshell, so a command of several parts (`... & echo $! > pid`) keeps its own meaning.
+    wrapped = "/bin/sh -c " .. sh_quote(string.format("( %s ) > %s 2>&1; echo $? > %s", command,
       sh_quote(process.log), sh_quote(process.status)))
   end
   if reaper.ExecProcess(wrapped, -1) == nil then return nil, "Reaper could not run it at all" end

@@ -158,10 +158,12 @@ end
 
 function Session:connection_step(now)
   if now - self.last_hello >= HELLO_INTERVAL_S then self:send_hello() end
-  if self.process then
+  if self.process and not self.process.exited then
     -- The auto-start command ran: has it ended (not found, a bad flag, a port in use)?
     local code = autostart_mod.exit_status(self.process)
-    if code ~= nil then
+    if code == 0 then
+      self.process.exited = true -- it may have started the service in the background: wait for it
+    elseif code ~= nil then
       local process = self.process
       self.process = nil
       self:fail_connection(string.format("The VampBridge service at %s does not answer, and could not " ..

@@ -16,6 +16,10 @@ Behaviour is chosen per test:
     the requests of unfinished jobs (so ``resume`` works), as a restarted service would.
   * ``down``: not listening at all until started.
   * ``editor``: whether ``open`` is answered with ``opened`` or with ``error no_editor``.
+  * ``fail_jobs``: every job fails (``error job_failed``) after it was accepted.
+
+Renders are in SOURCE time, as the real service's: ``length_s`` seconds of audio at the requested
+rate, whatever the playrate; one channel when the ``options`` ask for left, right or mono.
 """
 
 from __future__ import annotations
@@ -87,13 +91,14 @@ class Job:
 
 class FakeService:
     def __init__(self, *, hold_after: int | None = None, editor: bool = False, down: bool = False,
-                 token: str = "", resume: bool = True, lose_first_result: bool = False):
+                 token: str = "", resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False):
         self.port = free_udp_port()
         self.hold_after = hold_after
         self.editor = editor
         self.token = token
         self.resume_supported = resume
         self.lose_first_result = lose_first_result  # a `result` datagram lost on the way
+        self.fail_jobs = fail_jobs  # every job fails in the model (after `accepted`)
         self.requests: list[tuple[str, list]] = []  # every request seen, in order
         self.dropped = 0
         self.lock = threading.RLock()
@@ -311,6 +316,12 @@ class FakeService:
             self._begin(job)
 
     def _begin(self, job: Job) -> None:
+        if self.fail_jobs:
+            job.state = "failed"
+            self.saved_jobs.pop(job.job_id, None)
+            self._send(job.reply_to, "error", "sss", job.job_id, "job_failed", "the model ran out of memory")
+            self._next_job()
+            return
         job.state = "running"
         self._send(job.reply_to, "progress", "sfsi", job.job_id, 0.0, "encoding", -1)
         self._produce(job, self._upto(job))
