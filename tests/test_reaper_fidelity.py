@@ -428,3 +428,54 @@ def test_a_finished_vamp_prints_one_line_with_the_item_takes_and_folder(tmp_path
     """, wav=str(wav), settings=settings_for(svc.port, tmp_path, n_variations=2))
     renders = tmp_path / "renders"
     assert f'vamp "drums.wav": 2 takes added to the item, files in {renders}' in report["console"]
+
+
+# Settings and the service's presets -----------------------------------------------------------
+
+
+def test_settings_refuse_unknown_preset_and_effect_names(tmp_path):
+    report = Scenario(tmp_path, """
+      double.user_inputs = {
+        { "127.0.0.1", "9071", "9072", "", "balancd", "2", "glu", "", "" },
+        { "127.0.0.1", "9071", "9072", "", '{"preset": "rhythm", "dropout": 0.1}', "2", "lofi", "", "" },
+      }
+      H.run("Settings")
+    """).run()
+    (message,) = report["messages"]
+    assert 'Default preset "balancd" is not a preset: use subtle, balanced, creative, rhythm' in message["message"]
+    assert 'Effect chain "glu" is not one' in message["message"]
+    stored = report["ext_state"]["VampBridge"]
+    assert stored["preset"] == '{"preset": "rhythm", "dropout": 0.1}' and stored["fx"] == "lofi"
+
+
+def test_a_preset_the_service_does_not_list_is_refused_before_sending(tmp_path, wav):
+    svc = FakeService(mask_presets=("subtle", "balanced"))  # an older service
+    try:
+        report = run(tmp_path, """
+          item{ position_s = 0, length_s = 1 }
+          vamp_and_report()
+        """, wav=str(wav), settings=settings_for(svc.port, tmp_path, preset="rhythm"))
+    finally:
+        svc.close()
+    (message,) = report["messages"]
+    assert 'no mask preset "rhythm" (it has: subtle, balanced)' in message["message"]
+    assert svc.requests_to("vamp") == [] and report["dirty"] is False
+
+
+def test_a_service_loading_its_models_shows_how_long_it_has_taken(tmp_path, wav):
+    svc = FakeService(loading=True, hold_after=0)
+    try:
+        report = run(tmp_path, """
+          local it = item{ position_s = 0, length_s = 1 }
+          local script = H.run("Vamp selected items")
+          double.pump_until(function()
+            local frame = double.status_frames[#double.status_frames] or ""
+            return frame:find("loading its models: 1 s", 1, true) ~= nil
+          end, 10, "the loading line")
+          H.send(P.control_port, "/test/release")
+          double.pump_until(function() return not script.alive end, 10, "the script to end")
+        """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path))
+    finally:
+        svc.close()
+    assert any(f.startswith("The VampBridge service is loading its models: 0 s") for f in report["status_frames"])
+    check_clean_job(report, 1)

@@ -480,7 +480,7 @@ def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
     """, wav=str(wav), control_port=svc.control_port,
         settings=settings_for(svc.port, tmp_path, autostart="start-it", startup_wait_s=5)).run()
     (started,) = report["exec_log"]
-    assert "start-it >" in started["command"]
+    assert "( start-it ) >" in started["command"]
     assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     assert report["messages"] == []
 

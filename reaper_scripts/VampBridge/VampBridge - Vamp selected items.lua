@@ -91,6 +91,7 @@ local function main()
 
   local session = jobs.start(TITLE, { settings = cfg })
   if not session then return end
+  session.check_preset = cfg.preset
   local output_dir = settings.output_dir(cfg)
   if require("vampbridge_net").is_loopback(cfg.host) then reaper.RecursiveCreateDirectory(output_dir, 0) end
 

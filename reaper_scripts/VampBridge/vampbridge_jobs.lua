@@ -133,6 +133,9 @@ function Session:on_hello(reply)
       "update VampBridge on both sides", tostring(reply.args[2])))
   end
   self.service_info = { engine_version = reply.args[3], device = reply.args[4] }
+  -- A service still loading its models answers hello with device "loading": it is starting.
+  if reply.args[4] == "loading" then self.loading_since = self.loading_since or self:now() end
+  if self.check_preset and not self:preset_known(reply.args[7]) then return end
   self.conn = "ready"
   -- Hellos sent while waiting are answered too; they need no more attention.
   for id, request in pairs(self.requests) do
@@ -150,6 +153,19 @@ function Session:on_hello(reply)
     end
   end
   if self.on_ready then self.on_ready(self) end
+end
+
+--- False (and every job ended with a message) when the service's hello lists its presets and
+--- the mask preset setting is not among them.
+function Session:preset_known(presets_json)
+  local preset = self.check_preset
+  local presets = type(presets_json) == "string" and json.decode(presets_json) or nil
+  local names = type(presets) == "table" and presets.mask or nil
+  if type(names) ~= "table" or preset:match("^%s*[{@]") then return true end
+  for _, name in ipairs(names) do if name == preset then return true end end
+  self:fail_connection(string.format("The service has no mask preset \"%s\" (it has: %s). Choose one in " ..
+    "\"VampBridge - Settings\" (field \"Default preset\").", preset, table.concat(names, ", ")))
+  return false
 end
 
 function Session:service_address()
@@ -358,6 +374,10 @@ function Session:status_lines()
       lines[1] = string.format("Connecting to the VampBridge service at %s", self:service_address())
     end
   end
+  if self.loading_since and self.conn == "ready" then
+    lines[#lines + 1] = string.format("The VampBridge service is loading its models: %d s",
+      math.floor(self:now() - self.loading_since))
+  end
   for _, id in ipairs(self.job_order) do
     local job = self.jobs[id]
     if job.state ~= "finished" then lines[#lines + 1] = string.format("%s: %s", job.label, job.status) end
@@ -382,10 +402,12 @@ function Session:on_job_message(job, reply)
   elseif reply.address == "progress" then
     job.accepted, job.state = true, job.state == "finishing" and "finishing" or "running"
     job.fraction = a[3] ~= "queued" and a[2] or nil -- waiting behind another job: "queued"
+    if job.fraction and job.fraction > 0 then self.loading_since = nil end -- the models are loaded: the job runs
     job.waiting = a[3] == "queued"
     self:show_progress(job)
   elseif reply.address == "result" then
     job.accepted = true
+    self.loading_since = nil
     local r = self:store_result(job.results, a)
     -- One UI refresh for the new take and its peaks.
     reaper.PreventUIRefresh(1)

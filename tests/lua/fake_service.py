@@ -17,6 +17,7 @@ Behaviour is chosen per test:
   * ``down``: not listening at all until started.
   * ``editor``: whether ``open`` is answered with ``opened`` or with ``error no_editor``.
   * ``fail_jobs``: every job fails (``error job_failed``) after it was accepted.
+  * ``loading``: ``hello`` reports the device ``loading``, as a service still loading its models.
 
 Renders are in SOURCE time, as the real service's: ``length_s`` seconds of audio at the requested
 rate, whatever the playrate; one channel when the ``options`` ask for left, right or mono.
@@ -91,7 +92,8 @@ class Job:
 
 class FakeService:
     def __init__(self, *, hold_after: int | None = None, editor: bool = False, down: bool = False,
-                 token: str = "", resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False):
+                 token: str = "", resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False,
+                 loading: bool = False, mask_presets: tuple[str, ...] = ("subtle", "balanced", "creative", "rhythm")):
         self.port = free_udp_port()
         self.hold_after = hold_after
         self.editor = editor
@@ -99,6 +101,8 @@ class FakeService:
         self.resume_supported = resume
         self.lose_first_result = lose_first_result  # a `result` datagram lost on the way
         self.fail_jobs = fail_jobs  # every job fails in the model (after `accepted`)
+        self.loading = loading  # hello says device "loading" (models not loaded yet)
+        self.mask_presets = list(mask_presets)  # the presets hello lists
         self.requests: list[tuple[str, list]] = []  # every request seen, in order
         self.dropped = 0
         self.lock = threading.RLock()
@@ -211,8 +215,9 @@ class FakeService:
         name = message.address[len(PREFIX):]
         rest = args[3:]
         if name == "hello":
-            self._send(to, "hello", "sisssss", request_id, 1, "fake-0.1", "cpu", '["tiny"]', '["vamp"]',
-                       json.dumps({"mask": ["subtle", "balanced"], "fx": ["none", "glue"]}))
+            self._send(to, "hello", "sisssss", request_id, 1, "fake-0.1", "loading" if self.loading else "cpu",
+                       '["tiny"]', '["vamp"]', json.dumps({"mask": self.mask_presets,
+                                                           "fx": ["none", "glue", "space", "lofi", "wide"]}))
         elif name == "ping":
             self._send(to, "pong", "s", request_id)
         elif name == "vamp":
