@@ -652,6 +652,38 @@ def test_listener_answers_take_and_locate_from_the_companion(tmp_path, wav):
     assert report["errors"] == []
 
 
+def test_a_take_the_companion_hands_over_plays_like_the_take_it_was_made_from(tmp_path, wav):
+    # The companion vamped the region the Listener located (source seconds 0.25..1.25 at playrate
+    # 0.5); its recipe names the input, so the new take gets the offset and properties to match.
+    listener_port = free_udp_port()
+    render = tmp_path / "render.wav"
+    write_wav(render, 1.0, 44100, 1)
+    recipe = tmp_path / "render.json"
+    recipe.write_text(json.dumps({"input": {"path": str(wav), "start_s": 0.25, "length_s": 1.0, "playrate": 0.5}}))
+    sc = scenario(tmp_path, """
+      local it = item{ position_s = 4, length_s = 2, startoffs_s = 0.25, playrate = 0.5,
+        take = { D_PITCH = -3, D_VOL = 0.7, I_CHANMODE = 3 } }
+      io.stdout:write("GUID " .. it.guid .. "\\n")
+      local listener = H.run("Listener", 60004)
+      H.ready("listening")
+      H.wait_for_python()
+      double.terminate(listener)
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, listener_port=listener_port)).start()
+    try:
+        sc.wait_ready("listening")
+        guid = next(line.split()[1] for line in sc.stdout if line.startswith("GUID "))
+        gui = ListenerClient(listener_port)
+        assert gui.ask("take", "ssss", guid, str(render), str(recipe), "vamp 1 balanced s5") == (
+            "/vampbridge/take_added", [True, ""])
+    finally:
+        sc.resume()
+        report = sc.finish()
+    item = all_items(report)[0]
+    original, new = item["takes"]
+    assert_plays_like(item, original, new, 0.25)  # also: a one-channel render of "left" plays normally
+    assert report["changes_outside_undo"] == 0 and len(report["undo_log"]) == 1
+
+
 # Open in editor, re-render, settings --------------------------------------------------------
 
 
@@ -670,6 +702,23 @@ def test_open_in_editor(tmp_path, wav, service, editor):
         (message,) = report["messages"]
         assert "no editor" in message["message"] and "vampbridge gui" in message["message"]
     assert svc.requests_to("pending") == [] and report["exec_log"] == []
+
+
+def test_open_in_editor_opens_every_selected_audio_item_and_names_what_it_skips(tmp_path, wav, service):
+    svc = service(editor=True)
+    report = scenario(tmp_path, """
+      item{ position_s = 0, length_s = 1, name = "Keys", source = { type = "MIDI", file = "" } }
+      local a = item{ position_s = 2, length_s = 1 }
+      local b = item{ track = 2, position_s = 5, length_s = 2, startoffs_s = 1, playrate = 2 }
+      run_to_end("Open selected item in editor")
+      H.out.guids = { a.guid, b.guid }
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    opened = svc.requests_to("open")
+    assert [r[10] for r in opened] == report["out"]["guids"]
+    assert [(r[5], r[6], r[7]) for r in opened] == [(0.0, 1.0, 1.0), (1.0, 3.0, 2.0)]  # up to the end of the 4 s file
+    assert "item 1 cannot be opened: it is a MIDI item, not audio; the editor opens audio items only" in report["console"]
+    assert "only audio can be vamped" not in report["console"]
+    assert report["messages"] == [] and report["undo_log"] == [] and report["dirty"] is False
 
 
 def test_rerender_asks_for_fx_and_seed_and_adds_the_render(tmp_path, wav, service):

@@ -46,7 +46,8 @@ handlers.take = {
     end
     reaper.PreventUIRefresh(1)
     reaper.Undo_BeginBlock()
-    items.add_take(item, { output_path = output_path, recipe_path = recipe_path, take_name = take_name })
+    items.add_take(item, { output_path = output_path, recipe_path = recipe_path, take_name = take_name,
+      take = items.take_values_for_recipe(item, recipe_path) })
     reaper.Undo_EndBlock(string.format("VampBridge: add take \"%s\"", take_name), -1)
     reaper.PreventUIRefresh(-1)
     reaper.UpdateArrange()

@@ -218,6 +218,32 @@ function items.has_take_for(item, output_path, recipe_path)
   return nil
 end
 
+-- Channel modes that play one channel (mono downmix, left, right).
+local ONE_CHANNEL_MODES = { [2] = true, [3] = true, [4] = true }
+
+--- How a render made elsewhere (the companion's, handed over through the Listener) must play:
+--- like the item's take whose source it was made from, found through the render's recipe
+--- (`input.path`, `input.start_s`: docs/formats.md). nil when the recipe cannot tell.
+function items.take_values_for_recipe(item, recipe_path)
+  local f = recipe_path ~= "" and io.open(recipe_path, "r")
+  if not f then return nil end
+  local recipe = json.decode(f:read("a") or "")
+  f:close()
+  local input = type(recipe) == "table" and recipe.input
+  if type(input) ~= "table" or type(input.path) ~= "string" or type(input.start_s) ~= "number" then return nil end
+  local from
+  local active = reaper.GetActiveTake(item)
+  for i = 0, reaper.CountTakes(item) - 1 do
+    local take = reaper.GetTake(item, i)
+    local source = take and not reaper.TakeIsMIDI(take) and reaper.GetMediaItemTake_Source(take)
+    if source and source_file(source) == input.path and (from == nil or take == active) then from = take end
+  end
+  if not from then return nil end
+  local values = items.take_properties(from)
+  values.D_STARTOFFS = region.new_startoffs(values.D_STARTOFFS, input.start_s)
+  return values
+end
+
 --- Adds one render as a new active take that plays like the take it was made from:
 --- r.take holds D_STARTOFFS and items.TAKE_PROPERTIES for it (see items.describe). The item's
 --- own properties (position, length, fades, loop, lock, colour, mute) are left alone.
@@ -231,6 +257,9 @@ function items.add_take(item, r)
     reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:vampbridge_recipe", r.recipe_path, true)
   end
   local values = r.take or {}
+  if ONE_CHANNEL_MODES[math.tointeger(values.I_CHANMODE) or 0] and reaper.GetMediaSourceNumChannels(source) == 1 then
+    values = setmetatable({ I_CHANMODE = 0 }, { __index = values }) -- a one-channel render plays as it is
+  end
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", values.D_STARTOFFS or 0)
   for _, name in ipairs(items.TAKE_PROPERTIES) do
     if values[name] ~= nil then reaper.SetMediaItemTakeInfo_Value(take, name, values[name]) end
