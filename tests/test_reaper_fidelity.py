@@ -227,6 +227,41 @@ def test_a_time_selection_over_no_audio_skips_the_item_and_changes_nothing(tmp_p
     assert svc.requests_to("vamp") == [] and report["undo_log"] == [] and report["dirty"] is False
 
 
+def test_a_section_source_is_vamped_at_its_place_in_the_file(tmp_path, wav, svc):
+    report = run(tmp_path, """
+      item{ position_s = 1, length_s = 2, startoffs_s = 0.5, playrate = 1.25,
+        source = double.source{ section = { offset_s = 1.5, length_s = 3 }, parent = { file = P.wav } } }
+      vamp_and_report()
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path))
+    check_clean_job(report, 1)
+    (request,) = vamp_requests(svc).values()
+    # The take's source second 0.5 is second 2.0 of the file; 2 s at 1.25 is 2.5 s of it.
+    assert (request["source_path"], request["start_s"], request["length_s"]) == (str(wav), 2.0, 2.5)
+    (item,) = report["tracks"][0]["items"]
+    original, new = item["takes"]
+    assert_plays_like(item, original, new, request["start_s"] - 1.5)  # section seconds
+
+
+@pytest.mark.parametrize("kind, why", [
+    ("reversed", "its take plays its source reversed"),
+    ("stretch", "its take has stretch markers"),
+])
+def test_takes_a_new_take_could_not_follow_are_skipped_with_the_reason(tmp_path, wav, svc, kind, why):
+    report = run(tmp_path, f"""
+      local kind = "{kind}"
+      local spec = {{ position_s = 1, length_s = 2 }}
+      if kind == "reversed" then
+        spec.source = double.source{{ section = {{ offset_s = 0, length_s = 8, reversed = true }}, parent = {{ file = P.wav }} }}
+      end
+      local it = item(spec)
+      if kind == "stretch" then it.active.stretch_markers = {{ {{ 0.5, 0.6 }} }} end
+      vamp_and_report()
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path))
+    (message,) = report["messages"]
+    assert why in message["message"] and "Render items to new take" in message["message"]
+    assert svc.requests_to("vamp") == [] and report["dirty"] is False
+
+
 # Loops ---------------------------------------------------------------------------------------
 
 

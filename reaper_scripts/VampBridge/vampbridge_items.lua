@@ -45,14 +45,33 @@ function items.find_take(item, guid)
   return nil
 end
 
-local function source_file(source)
-  local path = reaper.GetMediaSourceFileName(source, "")
-  if path == "" then
-    -- Sections and reversed sources wrap the file's source.
+--- The file a take plays and where in it the take's source starts. A section source (Item
+--- properties: Section) wraps the file's source: the take's source seconds are file seconds from
+--- the section's offset. Returns { path ("" for no file), source (the file's), offset_s,
+--- length_s (the section's, nil for the whole file) }, or nil and why for a reversed source.
+local function take_source(take)
+  local source = reaper.GetMediaItemTake_Source(take)
+  local found = { path = "", source = source, offset_s = 0 }
+  while source do
+    local path = reaper.GetMediaSourceFileName(source, "")
+    if path ~= "" then
+      found.path, found.source = path, source
+      return found
+    end
     local parent = reaper.GetMediaSourceParent(source)
-    if parent then return source_file(parent), parent end
+    if not parent then return found end
+    local is_section, offs, len, reversed = reaper.PCM_Source_GetSectionInfo(source)
+    if is_section then
+      if reversed then
+        return nil, "its take plays its source reversed; apply the reverse first (Item: Render items " ..
+          "to new take), then vamp that take"
+      end
+      found.offset_s = found.offset_s + offs
+      found.length_s = found.length_s and math.min(found.length_s, len) or len
+    end
+    source = parent
   end
-  return path, source
+  return found
 end
 
 -- How a take sounds, besides its source and start offset: copied onto every take made from it
@@ -124,7 +143,9 @@ function items.describe(item, opts)
   local take = reaper.GetActiveTake(item)
   if not take then return nil, "the item is empty (no take)", "empty" end
   if reaper.TakeIsMIDI(take) then return nil, "it is a MIDI item, not audio", "midi" end
-  local path, source = source_file(reaper.GetMediaItemTake_Source(take))
+  local file, why_not = take_source(take)
+  if not file then return nil, why_not, "reversed" end
+  local path, source = file.path, file.source
   if path == "" then return nil, "its take has no source file (an in-project or generated source)", "nofile" end
   if not reaper.file_exists(path) then
     return nil, string.format("its source file is missing (%s); find it again with Item properties or " ..
@@ -135,7 +156,12 @@ function items.describe(item, opts)
   if opts.time_selection then
     sel_start_s, sel_end_s = reaper.GetSet_LoopTimeRange(false, false, 0, 0, false)
   end
-  local source_length_s = reaper.GetMediaSourceLength(source)
+  if reaper.GetTakeNumStretchMarkers(take) > 0 then
+    return nil, "its take has stretch markers, which a new take would not follow; render the item " ..
+      "first (Item: Render items to new take), then vamp that take", "stretch"
+  end
+  -- Seconds of the take's source (of its section, for a section source).
+  local source_length_s = file.length_s or reaper.GetMediaSourceLength(source)
   local source_rate = reaper.GetMediaSourceSampleRate(source)
   local source_channels = math.tointeger(reaper.GetMediaSourceNumChannels(source)) or 0
   local props = items.take_properties(take)
@@ -162,14 +188,16 @@ function items.describe(item, opts)
   local options = {}
   if channel ~= "all" then options.channel = channel end
   if r.loop then options.loop = true end
-  if r.regen_start_s then options.regen_start_s, options.regen_length_s = r.regen_start_s, r.regen_length_s end
+  if r.regen_start_s then
+    options.regen_start_s, options.regen_length_s = r.regen_start_s + file.offset_s, r.regen_length_s
+  end
 
   local described = {
     item_guid = items.item_guid(item),
     take_guid = items.take_guid(take),
     take_name = items.take_name(take),
     source_path = path,
-    start_s = r.start_s,
+    start_s = r.start_s + file.offset_s, -- file seconds
     length_s = r.length_s,
     playrate = props.D_PLAYRATE,
     sample_rate = region.output_rate(rate, in_force, source_rate, r.loop and (r.regen_length_s or r.length_s) or nil),
@@ -233,14 +261,15 @@ function items.take_values_for_recipe(item, recipe_path)
   if type(input) ~= "table" or type(input.path) ~= "string" or type(input.start_s) ~= "number" then return nil end
   local from
   local active = reaper.GetActiveTake(item)
+  local offset_s
   for i = 0, reaper.CountTakes(item) - 1 do
     local take = reaper.GetTake(item, i)
-    local source = take and not reaper.TakeIsMIDI(take) and reaper.GetMediaItemTake_Source(take)
-    if source and source_file(source) == input.path and (from == nil or take == active) then from = take end
+    local file = take and not reaper.TakeIsMIDI(take) and take_source(take)
+    if file and file.path == input.path and (from == nil or take == active) then from, offset_s = take, file.offset_s end
   end
   if not from then return nil end
   local values = items.take_properties(from)
-  values.D_STARTOFFS = region.new_startoffs(values.D_STARTOFFS, input.start_s)
+  values.D_STARTOFFS = region.new_startoffs(values.D_STARTOFFS + offset_s, input.start_s)
   return values
 end
 

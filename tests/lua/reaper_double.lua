@@ -132,7 +132,16 @@ double.read_wav_header = read_wav_header
 
 --- A source: { file, sample_rate, channels, length_s, type = "WAVE" | "MIDI", parent }.
 --- With only `file`, the rest is read from the file's WAV header (as Reaper would).
+--- A section of another source: { section = { offset_s, length_s, reversed }, parent = <spec or source> }
+--- (no file of its own; its length is the section's).
 function double.source(spec)
+  if spec.section then
+    local parent = spec.parent.kind == "source" and spec.parent or double.source(spec.parent)
+    return { kind = "source", file = "", type = "SECTION", parent = parent, length_s = spec.section.length_s,
+      section = { offset_s = spec.section.offset_s, length_s = spec.section.length_s,
+                  reversed = spec.section.reversed or false },
+      sample_rate = parent.sample_rate, channels = parent.channels, peaks_built = false, offline = false }
+  end
   local source = { kind = "source", file = spec.file or "", type = spec.type or "WAVE",
     sample_rate = spec.sample_rate, channels = spec.channels, length_s = spec.length_s,
     parent = spec.parent, peaks_built = false, offline = false }
@@ -968,6 +977,16 @@ function api.GetMediaSourceSampleRate(source) return source.sample_rate or 0 end
 function api.GetMediaSourceNumChannels(source) return source.channels or 0 end
 function api.GetMediaSourceLength(source) return source.length_s or 0, false end
 function api.GetMediaSourceType(source, _) return source.type end
+
+--- retval (true for a section or reversed source), offset, length, reversed.
+function api.PCM_Source_GetSectionInfo(source)
+  local section = source.section
+  if not section then return false, 0, source.length_s or 0, false end
+  return true, section.offset_s, section.length_s, section.reversed
+end
+
+--- Stretch markers: take.stretch_markers = { { pos_s, srcpos_s }, ... } (tests set them).
+function api.GetTakeNumStretchMarkers(take) return #(take.stretch_markers or {}) end
 
 --- mode 0 begins (nonzero = more to do), mode 1 works (returns the percentage still to do),
 --- mode 2 finishes.
