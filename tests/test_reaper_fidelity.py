@@ -514,3 +514,18 @@ def test_a_service_loading_its_models_shows_how_long_it_has_taken(tmp_path, wav)
         svc.close()
     assert any(f.startswith("The VampBridge service is loading its models: 0 s") for f in report["status_frames"])
     check_clean_job(report, 1)
+
+
+def test_an_auto_start_command_that_never_runs_is_told_within_three_seconds(tmp_path, wav):
+    from fake_service import free_udp_port
+    report = run(tmp_path, """
+      double.on_exec = function(command) return nil end   -- Reaper could not run it
+      item{ position_s = 0, length_s = 1 }
+      local t0 = reaper.time_precise()
+      run_to_end("Vamp selected items")
+      H.out.elapsed_s = reaper.time_precise() - t0
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, reply_timeout_s=3, startup_wait_s=30,
+                                              autostart="vampbridge serve --port {port}"))
+    (message,) = report["messages"]
+    assert "did not start (no shell ran it)" in message["message"] and "Auto-start command" in message["message"]
+    assert report["out"]["elapsed_s"] < 3.5 and report["dirty"] is False

@@ -482,7 +482,7 @@ def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
     """, wav=str(wav), control_port=svc.control_port,
         settings=settings_for(svc.port, tmp_path, autostart="start-it", startup_wait_s=5)).run()
     (started,) = report["exec_log"]
-    assert "( start-it ) >" in started["command"]
+    assert "( start-it\n) >" in started["command"]
     assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     assert report["messages"] == []
 
@@ -579,6 +579,7 @@ def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, ser
     assert out["recipe"].endswith("_v1.json")
     assert (out["toggle_running"], out["toggle_stopped"]) == (1, 0)
     assert [u["description"] for u in report["undo_log"]] == ['VampBridge: collected 2 variations of "drums.wav"']
+    assert f'collected 2 variations of "drums.wav", files in {tmp_path / "renders"}' in report["console"]
     svc.wait_for(lambda: svc.unacked == {}, 5, "every result acknowledged")
     assert report["errors"] == []
 

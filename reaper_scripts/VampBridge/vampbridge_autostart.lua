@@ -35,12 +35,22 @@ function autostart.start(command, port)
     wrapped = string.format('cmd.exe /V:ON /C "%s > "%s" 2>&1 & echo !errorlevel! > "%s""',
       command, process.log, process.status)
   else
-    -- A subshell, so a command of several parts (`... & echo $! > pid`) keeps its own meaning.
-    wrapped = "/bin/sh -c " .. sh_quote(string.format("( %s ) > %s 2>&1; echo $? > %s", command,
+    -- A subshell, so a command of several parts (`... & echo $! > pid`) keeps its own meaning;
+    -- the newline ends a trailing comment of the command.
+    wrapped = "/bin/sh -c " .. sh_quote(string.format("( %s\n) > %s 2>&1; echo $? > %s", command,
       sh_quote(process.log), sh_quote(process.status)))
   end
-  if reaper.ExecProcess(wrapped, -1) == nil then return nil, "Reaper could not run it at all" end
+  -- With timeout -1 the return value says nothing dependable; the shell's log file does: it is
+  -- created the moment the shell starts (see autostart.started).
+  reaper.ExecProcess(wrapped, -1)
   return process
+end
+
+--- False when the shell never started: no log file a while after ExecProcess.
+function autostart.started(process)
+  local f = io.open(process.log, "r")
+  if f then f:close() return true end
+  return false
 end
 
 --- nil while the command runs; its exit status once it has ended.

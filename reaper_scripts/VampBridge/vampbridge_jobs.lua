@@ -28,6 +28,7 @@ local HEARTBEAT_S = 1         -- how often a script marks its jobs as alive (Ext
 local HEARTBEAT_STALE_S = 5   -- older than this, a job's script is considered gone
 local HELLO_INTERVAL_S = 0.5  -- hello is re-sent this often while connecting
 local AUTOSTART_AFTER_S = 1   -- a service on this computer answers hello at once: start it after this
+local AUTOSTART_CHECK_S = 2   -- by then the auto-start shell has created its log file
 local MAX_AUTOSTARTS = 3      -- per session, so a crashing service is not restarted forever
 local TERMINAL_STATES = { done = true, failed = true, cancelled = true }
 
@@ -177,7 +178,14 @@ function Session:connection_step(now)
   if self.process and not self.process.exited then
     -- The auto-start command ran: has it ended (not found, a bad flag, a port in use)?
     local code = autostart_mod.exit_status(self.process)
-    if code == 0 then
+    if code == nil and now - self.process.started_at > AUTOSTART_CHECK_S and not autostart_mod.started(self.process) then
+      local command = self.process.command
+      self.process = nil
+      self:fail_connection(string.format("The VampBridge service at %s does not answer, and the auto-start " ..
+        "command \"%s\" did not start (no shell ran it). Check it in \"VampBridge - Settings\" (field " ..
+        "\"Auto-start command\"), or start the service yourself: vampbridge serve", self:service_address(), command))
+      return
+    elseif code == 0 then
       self.process.exited = true -- it may have started the service in the background: wait for it
     elseif code ~= nil then
       local process = self.process
@@ -194,14 +202,7 @@ function Session:connection_step(now)
     self.autostarts = self.autostarts + 1
     self.autostarts_this_outage = 1
     console(string.format("the service at %s does not answer; starting it: %s", self:service_address(), command))
-    local process, why = autostart_mod.start(command, self.settings.port)
-    if not process then
-      self:fail_connection(string.format("The VampBridge service at %s does not answer, and the auto-start " ..
-        "command \"%s\" could not be started: %s.\nCheck it in \"VampBridge - Settings\".",
-        self:service_address(), command, why))
-      return
-    end
-    self.process = process
+    self.process = autostart_mod.start(command, self.settings.port)
     self.autostart_command = command
     self.connect_deadline = now + self.settings.startup_wait_s
     return
