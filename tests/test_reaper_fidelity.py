@@ -527,5 +527,30 @@ def test_an_auto_start_command_that_never_runs_is_told_within_three_seconds(tmp_
     """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, reply_timeout_s=3, startup_wait_s=30,
                                               autostart="vampbridge serve --port {port}"))
     (message,) = report["messages"]
-    assert "did not start (no shell ran it)" in message["message"] and "Auto-start command" in message["message"]
+    assert '"vampbridge serve --port' in message["message"] and "could not be run" in message["message"] and "Auto-start command" in message["message"]
     assert report["out"]["elapsed_s"] < 3.5 and report["dirty"] is False
+
+
+def test_a_service_that_comes_up_late_after_an_auto_start_without_output_is_waited_for(tmp_path, wav):
+    # An ExecProcess that starts the service some other way (no shell, so no log file) is not
+    # taken for a failure: the script keeps waiting, showing the time, until the service answers.
+    svc = FakeService(down=True)
+    try:
+        report = run(tmp_path, """
+          local started = false
+          double.on_exec = function(command) started = true return "" end
+          local it = item{ position_s = 0, length_s = 1 }
+          local script = H.run("Vamp selected items")
+          double.pump_until(function() return started end, 5, "the auto-start")
+          double.advance(2.5)            -- past the check for a command that never ran
+          double.pump(3)
+          H.send(P.control_port, "/test/start")
+          double.pump_until(function() return not script.alive end, 10, "the script to end")
+          H.out.names = H.take_names(it)
+        """, wav=str(wav), control_port=svc.control_port,
+            settings=settings_for(svc.port, tmp_path, startup_wait_s=20, autostart="start-it"))
+    finally:
+        svc.close()
+    assert report["messages"] == [] and report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000"]
+    assert any(f.startswith("Starting the VampBridge service (start-it): 2 s") for f in report["status_frames"])
+    check_clean_job(report, 1)

@@ -40,17 +40,18 @@ function autostart.start(command, port)
     wrapped = "/bin/sh -c " .. sh_quote(string.format("( %s\n) > %s 2>&1; echo $? > %s", command,
       sh_quote(process.log), sh_quote(process.status)))
   end
-  -- With timeout -1 the return value says nothing dependable; the shell's log file does: it is
-  -- created the moment the shell starts (see autostart.started).
-  reaper.ExecProcess(wrapped, -1)
+  -- ExecProcess returns nil on total failure; the shell's log file, created the moment the
+  -- shell starts, confirms it (see autostart.failed_to_start).
+  process.exec_failed = reaper.ExecProcess(wrapped, -1) == nil
   return process
 end
 
---- False when the shell never started: no log file a while after ExecProcess.
-function autostart.started(process)
+--- True when the command certainly never ran: ExecProcess failed and no shell made its log file.
+function autostart.failed_to_start(process)
+  if not process.exec_failed then return false end
   local f = io.open(process.log, "r")
-  if f then f:close() return true end
-  return false
+  if f then f:close() return false end
+  return true
 end
 
 --- nil while the command runs; its exit status once it has ended.

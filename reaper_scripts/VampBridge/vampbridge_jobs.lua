@@ -28,7 +28,7 @@ local HEARTBEAT_S = 1         -- how often a script marks its jobs as alive (Ext
 local HEARTBEAT_STALE_S = 5   -- older than this, a job's script is considered gone
 local HELLO_INTERVAL_S = 0.5  -- hello is re-sent this often while connecting
 local AUTOSTART_AFTER_S = 1   -- a service on this computer answers hello at once: start it after this
-local AUTOSTART_CHECK_S = 2   -- by then the auto-start shell has created its log file
+local AUTOSTART_CHECK_S = 2   -- by then an auto-start shell that runs has created its log file
 local MAX_AUTOSTARTS = 3      -- per session, so a crashing service is not restarted forever
 local TERMINAL_STATES = { done = true, failed = true, cancelled = true }
 
@@ -104,7 +104,6 @@ end
 
 function Session:connect()
   self.conn = "connecting"
-  self.connect_started = self:now()
   self.connect_deadline = self:now() + math.min(self.settings.reply_timeout_s, AUTOSTART_AFTER_S)
   self.last_hello = -math.huge
 end
@@ -178,11 +177,11 @@ function Session:connection_step(now)
   if self.process and not self.process.exited then
     -- The auto-start command ran: has it ended (not found, a bad flag, a port in use)?
     local code = autostart_mod.exit_status(self.process)
-    if code == nil and now - self.process.started_at > AUTOSTART_CHECK_S and not autostart_mod.started(self.process) then
+    if code == nil and now - self.process.started_at > AUTOSTART_CHECK_S and autostart_mod.failed_to_start(self.process) then
       local command = self.process.command
       self.process = nil
       self:fail_connection(string.format("The VampBridge service at %s does not answer, and the auto-start " ..
-        "command \"%s\" did not start (no shell ran it). Check it in \"VampBridge - Settings\" (field " ..
+        "command \"%s\" could not be run. Check it in \"VampBridge - Settings\" (field " ..
         "\"Auto-start command\"), or start the service yourself: vampbridge serve", self:service_address(), command))
       return
     elseif code == 0 then
@@ -208,10 +207,15 @@ function Session:connection_step(now)
     return
   end
   local text = string.format("the VampBridge service at %s does not answer", self:service_address())
-  if self.autostart_command then
+  if self.process and self.process.exited then
+    text = text .. string.format(" (the auto-start command \"%s\" finished, but nothing answered within %g s; " ..
+      "its output is in %s)", self.autostart_command, self.settings.startup_wait_s, self.process.log)
+  elseif self.process then
     text = text .. string.format(" (started with \"%s\", then waited %g s; it is still running, so it may be " ..
       "loading its models: raise startup_wait_s, or look at its output in %s)", self.autostart_command,
-      self.settings.startup_wait_s, self.process and self.process.log or "the log")
+      self.settings.startup_wait_s, self.process.log)
+  elseif self.autostart_command then
+    text = text .. string.format(" (started once with \"%s\" already)", self.autostart_command)
   end
   self.process = nil
   self:fail_connection(text .. ".\nStart it yourself (vampbridge serve), or check the host, port and " ..
