@@ -152,13 +152,13 @@ function items.describe(item, opts)
       "File > Clean current project directory's media", path), "missing"
   end
 
-  local sel_start_s, sel_end_s = 0, 0
-  if opts.time_selection then
-    sel_start_s, sel_end_s = reaper.GetSet_LoopTimeRange(false, false, 0, 0, false)
-  end
   if reaper.GetTakeNumStretchMarkers(take) > 0 then
     return nil, "its take has stretch markers, which a new take would not follow; render the item " ..
       "first (Item: Render items to new take), then vamp that take", "stretch"
+  end
+  local sel_start_s, sel_end_s = 0, 0
+  if opts.time_selection then
+    sel_start_s, sel_end_s = reaper.GetSet_LoopTimeRange(false, false, 0, 0, false)
   end
   -- Seconds of the take's source (of its section, for a section source).
   local source_length_s = file.length_s or reaper.GetMediaSourceLength(source)
@@ -203,7 +203,6 @@ function items.describe(item, opts)
     sample_rate = region.output_rate(rate, in_force, source_rate, r.loop and (r.regen_length_s or r.length_s) or nil),
     channels = channels,
     options = options,
-    loop = r.loop,
     take = new_take,
   }
   if opts.beats then
