@@ -554,3 +554,18 @@ def test_a_service_that_comes_up_late_after_an_auto_start_without_output_is_wait
     assert report["messages"] == [] and report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000"]
     assert any(f.startswith("Starting the VampBridge service (start-it): 2 s") for f in report["status_frames"])
     check_clean_job(report, 1)
+
+
+def test_a_looped_item_sends_the_beats_of_one_cycle(tmp_path, svc):
+    loop_wav = tmp_path / "loop.wav"
+    write_wav(loop_wav, 2.0, 44100, 2)
+    report = run(tmp_path, """
+      item{ position_s = 1, length_s = 5, startoffs_s = 0.5, loop_source = true }
+      vamp_and_report()
+    """, wav=str(loop_wav), settings=settings_for(svc.port, tmp_path, preset="rhythm"))
+    (request,) = check_fidelity(report, svc, loop=True).values()
+    mask = json.loads(request["mask"])
+    # 120 bpm 4/4: the cycle the item starts in plays from 0.5 s of the timeline (source 0) to 2.5 s.
+    assert mask["beats_s"] == [0.0, 0.5, 1.0, 1.5]
+    assert mask["downbeats_s"] == [1.5]
+    assert request["options"] == {"loop": True}
