@@ -569,3 +569,16 @@ def test_a_looped_item_sends_the_beats_of_one_cycle(tmp_path, svc):
     assert mask["beats_s"] == [0.0, 0.5, 1.0, 1.5]
     assert mask["downbeats_s"] == [1.5]
     assert request["options"] == {"loop": True}
+
+
+def test_a_service_that_lists_no_presets_is_not_held_against_the_setting(tmp_path, wav):
+    svc = FakeService(mask_presets=())  # hello could not list them
+    try:
+        run(tmp_path, """
+          item{ position_s = 0, length_s = 1 }
+          vamp_and_report()
+        """, wav=str(wav), settings=settings_for(svc.port, tmp_path, preset="creative"))
+    finally:
+        svc.close()
+    (request,) = vamp_requests(svc).values()
+    assert request["mask"] == "creative"

@@ -161,7 +161,7 @@ function Session:preset_known(presets_json)
   local preset = self.check_preset
   local presets = type(presets_json) == "string" and json.decode(presets_json) or nil
   local names = type(presets) == "table" and presets.mask or nil
-  if type(names) ~= "table" or preset:match("^%s*[{@]") then return true end
+  if type(names) ~= "table" or #names == 0 or preset:match("^%s*[{@]") then return true end
   for _, name in ipairs(names) do if name == preset then return true end end
   self:fail_connection(string.format("The service has no mask preset \"%s\" (it has: %s). Choose one in " ..
     "\"VampBridge - Settings\" (field \"Default preset\").", preset, table.concat(names, ", ")))
