@@ -34,6 +34,7 @@
 --   [nomain] vampbridge_region.lua
 --   [nomain] vampbridge_status.lua
 --   [nomain] vampbridge_autostart.lua
+--   [nomain] vampbridge_connection.lua
 -- @changelog
 --   Initial release.
 
