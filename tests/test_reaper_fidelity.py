@@ -525,9 +525,9 @@ def test_an_auto_start_command_that_never_runs_is_told_within_three_seconds(tmp_
       run_to_end("Vamp selected items")
       H.out.elapsed_s = reaper.time_precise() - t0
     """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, reply_timeout_s=3, startup_wait_s=30,
-                                              autostart="vampbridge serve --port {port}"))
+                                              autostart="env vampbridge serve --port {port}"))
     (message,) = report["messages"]
-    assert '"vampbridge serve --port' in message["message"] and "could not be run" in message["message"] and "Auto-start command" in message["message"]
+    assert '"env vampbridge serve --port' in message["message"] and "could not be run" in message["message"] and "Auto-start command" in message["message"]
     assert report["out"]["elapsed_s"] < 3.5 and report["dirty"] is False
 
 
@@ -548,11 +548,11 @@ def test_a_service_that_comes_up_late_after_an_auto_start_without_output_is_wait
           double.pump_until(function() return not script.alive end, 10, "the script to end")
           H.out.names = H.take_names(it)
         """, wav=str(wav), control_port=svc.control_port,
-            settings=settings_for(svc.port, tmp_path, startup_wait_s=20, autostart="start-it"))
+            settings=settings_for(svc.port, tmp_path, startup_wait_s=20, autostart="env start-it"))
     finally:
         svc.close()
     assert report["messages"] == [] and report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000"]
-    assert any(f.startswith("Starting the VampBridge service (start-it): 2 s") for f in report["status_frames"])
+    assert any(f.startswith("Starting the VampBridge service (env start-it): 2 s") for f in report["status_frames"])
     check_clean_job(report, 1)
 
 
@@ -582,3 +582,15 @@ def test_a_service_that_lists_no_presets_is_not_held_against_the_setting(tmp_pat
         svc.close()
     (request,) = vamp_requests(svc).values()
     assert request["mask"] == "creative"
+
+
+def test_the_program_of_a_plain_auto_start_command_is_looked_up_like_a_shell_would(tmp_path):
+    out = Scenario(tmp_path, """
+      local autostart = require("vampbridge_autostart")
+      local cases = { "sh -x", "no-such-prog-xyz serve", "FOO=1 BAR=2 no-such-prog-xyz --port 1",
+        '"/nonexistent dir/prog" --port 1', "/bin/sh -c x", "no-such-prog-xyz; true", "env no-such-prog-xyz" }
+      H.out.found = {}
+      for i, command in ipairs(cases) do H.out.found[i] = autostart.missing_program(command) or false end
+    """).run()["out"]
+    assert out["found"] == [False, "no-such-prog-xyz", "no-such-prog-xyz", "/nonexistent dir/prog", False,
+                            False, False]  # shell syntax and wrappers (env) are left to the shell

@@ -431,7 +431,7 @@ def test_item_deleted_while_the_job_runs_leaves_the_files_and_says_where(tmp_pat
     svc.wait_for(lambda: len(svc.requests_to("ack")) == 2, 5, "the two acks")
 
 
-def test_auto_start_command_not_found_is_told_within_three_seconds(tmp_path, wav):
+def test_an_auto_start_program_not_on_the_path_is_told_at_once_without_running_anything(tmp_path, wav):
     port = free_udp_port()  # nothing listens here
     report = scenario(tmp_path, """
       local it = item{ position_s = 2, length_s = 1 }
@@ -441,17 +441,43 @@ def test_auto_start_command_not_found_is_told_within_three_seconds(tmp_path, wav
       H.out.name = it.active.name
     """, wav=str(wav), settings=settings_for(port, tmp_path, reply_timeout_s=3, startup_wait_s=30,
                                               autostart="no-such-vampbridge-command serve --port {port}")).run()
-    (started,) = report["exec_log"]
-    assert f"no-such-vampbridge-command serve --port {port}" in started["command"] and started["timeout_ms"] == -1
+    assert report["exec_log"] == []
     (message,) = report["messages"]
     text = message["message"]
     assert f"127.0.0.1:{port} does not answer" in text
-    assert f'"no-such-vampbridge-command serve --port {port}" was not found' in text
-    assert "not found" in text.split("It printed:")[-1]  # what the shell said
+    assert 'the program "no-such-vampbridge-command" was not found' in text
     assert 'Auto-start command' in text and "VampBridge - Settings" in text
     assert report["out"]["elapsed_s"] < 3
     assert report["out"]["name"] == "drums.wav"
     assert report["undo_log"] == [] and report["errors"] == [] and report["dirty"] is False
+
+
+def test_an_auto_start_command_the_shell_cannot_run_is_told_with_its_output(tmp_path, wav):
+    port = free_udp_port()
+    report = scenario(tmp_path, """
+      local t0 = reaper.time_precise()
+      item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.elapsed_s = reaper.time_precise() - t0
+    """, wav=str(wav), settings=settings_for(port, tmp_path, reply_timeout_s=3, startup_wait_s=30,
+                                              autostart="no-such-vampbridge-command --port {port} 2>&1")).run()
+    (started,) = report["exec_log"]
+    assert f"no-such-vampbridge-command --port {port} 2>&1" in started["command"] and started["timeout_ms"] == -1
+    (message,) = report["messages"]
+    text = message["message"]
+    assert f'"no-such-vampbridge-command --port {port} 2>&1" was not found' in text
+    assert "not found" in text.split("It printed:")[-1]  # what the shell said
+    assert report["out"]["elapsed_s"] < 3 and report["dirty"] is False
+
+
+def test_an_auto_start_command_that_exits_at_once_is_told_with_its_output(tmp_path, wav):
+    report = scenario(tmp_path, """
+      item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, startup_wait_s=30,
+                                              autostart="sh -c 'echo port {port} is in use; exit 3'")).run()
+    (message,) = report["messages"]
+    assert "ended at once with status 3" in message["message"] and "is in use" in message["message"]
 
 
 def test_a_service_still_starting_shows_how_long_it_has_taken_then_is_explained(tmp_path, wav):
@@ -480,9 +506,9 @@ def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
       run_to_end("Vamp selected items")
       H.out.names = H.take_names(it)
     """, wav=str(wav), control_port=svc.control_port,
-        settings=settings_for(svc.port, tmp_path, autostart="start-it", startup_wait_s=5)).run()
+        settings=settings_for(svc.port, tmp_path, autostart="env start-it", startup_wait_s=5)).run()
     (started,) = report["exec_log"]
-    assert "( start-it\n) >" in started["command"]
+    assert "( env start-it\n) >" in started["command"]
     assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     assert report["messages"] == []
 
@@ -502,7 +528,7 @@ def test_results_are_redelivered_after_the_service_restarts_mid_job(tmp_path, wa
       double.pump_until(function() return not script.alive end, 15, "the script to end")
       H.out.names = H.take_names(it)
     """, wav=str(wav), control_port=svc.control_port,
-        settings=settings_for(svc.port, tmp_path, autostart="restart-service", startup_wait_s=5)).run()
+        settings=settings_for(svc.port, tmp_path, autostart="env restart-service", startup_wait_s=5)).run()
     assert report["errors"] == [] and report["messages"] == []
     assert svc.starts == 2
     # Variation 0 arrived before the crash and again through `pending`; it is added once.

@@ -117,6 +117,15 @@ function Connection:connection_step(now)
       and self.autostarts < MAX_AUTOSTARTS then
     self.autostarts = self.autostarts + 1
     self.autostarts_this_outage = 1
+    local missing = autostart_mod.missing_program(command)
+    if missing then
+      self:fail_connection(string.format("The VampBridge service at %s does not answer, and the auto-start " ..
+        "command \"%s\" cannot run: the program \"%s\" was not found (not installed, or not on the PATH " ..
+        "Reaper sees).\n\nSet the right command in \"VampBridge - Settings\" (field \"Auto-start command\"), " ..
+        "for example with the full path: /path/to/venv/bin/vampbridge serve --port {port}, or start the " ..
+        "service yourself in a terminal: vampbridge serve", self:service_address(), command, missing))
+      return
+    end
     console(string.format("the service at %s does not answer; starting it: %s", self:service_address(), command))
     self.process = autostart_mod.start(command, self.settings.port)
     self.autostart_command = command
