@@ -1,10 +1,16 @@
 -- A test double of the ReaScript `reaper` API used by the VampBridge scripts: an in-memory
--- project (tracks, items, takes, sources, selection, time selection), ExtState, P_EXT, GUIDs,
--- a state-based undo history, the PreventUIRefresh counter, a defer queue the test drives, and
--- captured user interaction (MB, ShowConsoleMsg, GetUserInputs, ExecProcess).
+-- project (tracks, items, takes, sources and sections, selection, time selection and loop points,
+-- repeat, the project sample rate and whether it is in force, a tempo map of tempo and
+-- time-signature markers), ExtState, P_EXT, GUIDs, a state-based undo history and the project's
+-- dirty flag, the PreventUIRefresh counter, a defer queue the test drives, a gfx window that
+-- records what it showed, and captured user interaction (MB, ShowConsoleMsg, GetUserInputs,
+-- ExecProcess, which really runs the command unless double.on_exec stands in for it).
+-- Items and takes keep their parameters by the API's names (D_PLAYRATE, I_CHANMODE, B_LOOPSRC,
+-- D_FADEINLEN, ...); a parameter Reaper does not have reads as 0 and cannot be set, as in Reaper.
+-- Every function here is in REAPER's documented API (tests/test_reaper_api_names.py checks it).
 --
--- Undo works as in Reaper: an undo point stores the state of the project (here: tracks, items,
--- takes with their names, sources, offsets, P_EXT, the active take and the item selection) with a
+-- Undo works as in Reaper: an undo point stores the state of the project (here: tracks, items
+-- and all their parameters, takes with their names, sources, parameters, P_EXT, the active take) with a
 -- description, and undoing the latest point restores the state stored by the point before it (or
 -- the project as loaded). Points are made by Undo_EndBlock (closing the outermost block),
 -- Undo_OnStateChange*, and automatically when a script that did not defer ends without having
