@@ -594,3 +594,14 @@ def test_the_program_of_a_plain_auto_start_command_is_looked_up_like_a_shell_wou
     """).run()["out"]
     assert out["found"] == [False, "no-such-prog-xyz", "no-such-prog-xyz", "/nonexistent dir/prog", False,
                             False, False]  # shell syntax and wrappers (env) are left to the shell
+
+
+def test_take_fx_and_envelopes_that_cannot_be_copied_are_named(tmp_path, wav, svc):
+    report = run(tmp_path, """
+      local it = item{ position_s = 0, length_s = 1 }
+      it.active.fx = { "ReaEQ" }
+      it.active.envelopes = { "Volume" }
+      vamp_and_report()
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path))
+    assert 'item 1 ("drums.wav"): its take FX and take envelopes are not copied to the new takes' in report["console"]
+    check_fidelity(report, svc)

@@ -54,7 +54,8 @@ local function item_label(index, item)
   return string.format("item %d%s", index + 1, name ~= "" and (" (\"" .. name .. "\")") or "")
 end
 
---- The selected items that can be vamped, and a line for each one that cannot.
+--- The selected items that can be vamped, and a line for each one that cannot (or that will
+--- not be copied whole).
 local function collect_selection(cfg)
   local regions, skipped = {}, {}
   local opts = { time_selection = true, beats = items.is_beat_driven(cfg.preset) }
@@ -63,6 +64,10 @@ local function collect_selection(cfg)
     local region, why, kind = items.describe(item, opts)
     if region then
       regions[#regions + 1] = region
+      if region.not_copied then
+        skipped[#skipped + 1] = string.format("%s: its %s are not copied to the new takes (add them again)",
+          item_label(i, item), region.not_copied)
+      end
     else
       if kind == "midi" then why = why .. "; only audio can be vamped" end
       skipped[#skipped + 1] = string.format("%s skipped: %s", item_label(i, item), why)

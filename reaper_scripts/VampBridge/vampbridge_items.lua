@@ -192,7 +192,13 @@ function items.describe(item, opts)
     options.regen_start_s, options.regen_length_s = r.regen_start_s + file.offset_s, r.regen_length_s
   end
 
+  -- What AddTakeToMediaItem cannot copy: said, so the user knows why the new takes differ.
+  local not_copied = {}
+  if reaper.TakeFX_GetCount(take) > 0 then not_copied[#not_copied + 1] = "take FX" end
+  if reaper.CountTakeEnvelopes(take) > 0 then not_copied[#not_copied + 1] = "take envelopes" end
+
   local described = {
+    not_copied = #not_copied > 0 and table.concat(not_copied, " and ") or nil,
     item_guid = items.item_guid(item),
     take_guid = items.take_guid(take),
     take_name = items.take_name(take),

@@ -994,6 +994,10 @@ end
 --- Stretch markers: take.stretch_markers = { { pos_s, srcpos_s }, ... } (tests set them).
 function api.GetTakeNumStretchMarkers(take) return #(take.stretch_markers or {}) end
 
+--- Take FX and take envelopes: take.fx = { name, ... }, take.envelopes = { name, ... } (tests set them).
+function api.TakeFX_GetCount(take) return #(take.fx or {}) end
+function api.CountTakeEnvelopes(take) return #(take.envelopes or {}) end
+
 --- mode 0 begins (nonzero = more to do), mode 1 works (returns the percentage still to do),
 --- mode 2 finishes.
 function api.PCM_Source_BuildPeaks(source, mode)
