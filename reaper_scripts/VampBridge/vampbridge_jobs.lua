@@ -560,7 +560,7 @@ function jobs.start(title, opts)
   return session, socket
 end
 
---- Releases the socket, restores take names, makes one undo point for the takes the unfinished
+--- Releases the socket, closes the status window, makes one undo point for the takes the unfinished
 --- jobs added so far, drops the live marks. Jobs still running in the service keep their
 --- results there for the Listener or the next run.
 function Session:close()
