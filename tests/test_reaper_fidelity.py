@@ -92,8 +92,10 @@ def check_clean_job(report: dict, n_points: int) -> None:
 
 
 def check_fidelity(report: dict, svc: FakeService, *, loop: bool = False) -> dict[str, dict]:
-    """Every vamped item's new take plays like its original; the items are untouched."""
+    """Every vamped item's new take plays like its original; the items are untouched; each job
+    changed the project inside its one undo point only."""
     requests = vamp_requests(svc)
+    check_clean_job(report, len(requests))
     before = items_by_guid(report["out"]["before"])
     for guid, request in requests.items():
         item = item_by_guid(report, guid)
