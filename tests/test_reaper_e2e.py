@@ -25,6 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "lua"))
 from fake_service import build, decode, free_udp_port, write_wav  # noqa: E402
+from playback import assert_plays_like  # noqa: E402
 from scenario import LUA, Scenario, item_by_guid  # noqa: E402
 
 VAMPBRIDGE = Path(sys.executable).parent / "vampbridge"
@@ -203,25 +204,27 @@ def check_vamp_takes(item: dict, n: int, tmp_path: Path) -> list[dict]:
     return new
 
 
-def test_two_items_one_under_a_time_selection_get_real_variations(tmp_path, wav, real_service):
+def test_two_items_get_real_variations_that_play_like_their_takes(tmp_path, wav, real_service):
+    # The service renders in source time; the scripts keep the take's playrate and offset.
+    # (Time selections send the `options` argument, tested against the fake service until the
+    # real one has it.)
     report = scenario(tmp_path, """
-      local a = wav_item{ track = 1, position_s = 2, length_s = 1, startoffs_s = 0.5 }
-      local b = wav_item{ track = 2, position_s = 10, length_s = 2, startoffs_s = 0 }
-      double.set_time_selection(10.5, 11.5)   -- inside b only
+      local a = wav_item{ track = 1, position_s = 2, length_s = 1, startoffs_s = 0.5, playrate = 1.5 }
+      local b = wav_item{ track = 2, position_s = 10, length_s = 1, startoffs_s = 0.25,
+        take = { D_PITCH = 3, D_VOL = 0.5, D_PAN = -0.5 } }
       run_to_end("Vamp selected items")
       H.out.a, H.out.b = a.guid, b.guid
     """, wav=str(wav), settings=settings(real_service, tmp_path)).run(timeout_s=150)
 
     assert report["errors"] == [] and report["messages"] == [], report["console"]
-    a = check_vamp_takes(item_by_guid(report, report["out"]["a"]), 1, tmp_path)
-    b = check_vamp_takes(item_by_guid(report, report["out"]["b"]), 1, tmp_path)
-    assert a[0]["startoffs_s"] == 0
-    assert b[0]["startoffs_s"] == pytest.approx(-0.5)  # the render starts where the time selection did
-    # The renders are as long as the regions: the whole of a (1 s), the selected second of b.
-    for take in (a[0], b[0]):
-        with wave.open(take["file"]) as w:
-            assert w.getnframes() / w.getframerate() == pytest.approx(1.0, abs=0.05)
+    for guid, region_start_s, region_length_s in ((report["out"]["a"], 0.5, 1.5), (report["out"]["b"], 0.25, 1.0)):
+        item = item_by_guid(report, guid)
+        (new,) = check_vamp_takes(item, 1, tmp_path)
+        with wave.open(new["file"]) as w:
+            assert w.getnframes() / w.getframerate() == pytest.approx(region_length_s, abs=0.01)
+        assert_plays_like(item, item["takes"][0], new, region_start_s)
     assert [u["description"] for u in report["undo_log"]] == ['VampBridge: 1 variation of "drums.wav"'] * 2
+    assert report["changes_outside_undo"] == 0
 
 
 # Everything in a recipe that describes the render rather than what was asked for.
@@ -243,7 +246,7 @@ def test_rerender_with_another_effect_chain_adds_a_take_whose_recipe_differs_onl
     original, vamped, rerendered = item_by_guid(report, report["out"]["guid"])["takes"]
     assert vamped["guid"] == report["out"]["vamp_take"]
     assert rerendered["active"] and rerendered["name"] == vamped["name"] + " lofi"  # names its new chain
-    assert rerendered["startoffs_s"] == vamped["startoffs_s"] == 0
+    assert rerendered["startoffs_s"] == vamped["startoffs_s"] == 0 and rerendered["values"] == vamped["values"]
     assert rerendered["file"] != vamped["file"] and Path(rerendered["file"]).is_file()
     assert Path(rerendered["file"]).read_bytes() != Path(vamped["file"]).read_bytes()
 
@@ -335,8 +338,10 @@ def test_service_killed_while_the_job_waits_is_restarted_and_the_job_finishes(tm
       end
       local it = wav_item{ position_s = 2, length_s = 0.5 }
       local script = H.run("Vamp selected items")
-      double.pump_until(function() return it.active.name:find("[VampBridge queued]", 1, true) ~= nil end, 60,
-        "the job queued behind the other one")
+      double.pump_until(function()
+        local frame = double.status_frames[#double.status_frames] or ""
+        return frame:find(": queued", 1, true) ~= nil
+      end, 60, "the job queued behind the other one")
       H.ready("queued")
       H.wait_for_python(30)
       double.pump_until(function() return not script.alive end, 120, "the script to end")

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "lua"))
 from fake_service import FakeService, build, decode, free_udp_port, write_wav  # noqa: E402
+from playback import assert_plays_like  # noqa: E402
 from scenario import LUA, Scenario, all_items, item_by_guid  # noqa: E402
 
 pytestmark = pytest.mark.skipif(LUA is None, reason="lua5.4 is not installed")
@@ -30,8 +31,11 @@ local function run_to_end(action, timeout_s)
   double.pump_until(function() return not script.alive end, timeout_s or 10, action .. " to end")
   return script
 end
-local function name_has(it, text)
-  return function() return it.active.name:find(text, 1, true) ~= nil end
+local function status_has(text)
+  return function()
+    local frame = double.status_frames[#double.status_frames]
+    return frame ~= nil and frame:find(text, 1, true) ~= nil
+  end
 end
 """
 
@@ -71,8 +75,10 @@ def scenario(tmp_path, code, **params) -> Scenario:
 def vamp_request(args: list) -> dict:
     names = ["id", "reply_port", "token", "client", "source_path", "start_s", "length_s", "playrate", "sample_rate",
              "channels", "item_guid", "take_guid", "mask", "sampling", "fx", "n_variations", "seed", "output_dir"]
-    assert len(args) == len(names)
-    return dict(zip(names, args))
+    assert len(args) in (len(names), len(names) + 2)
+    request = dict(zip(names, args))
+    request["options"] = json.loads(args[-1]) if len(args) > len(names) and args[-1] else {}
+    return request
 
 
 def changes_in_undo_points(report) -> int:
@@ -109,7 +115,7 @@ def test_each_item_gets_its_variations_as_takes_and_one_undo_point(tmp_path, wav
             assert Path(take["file"]).is_file()
             assert take["file"].startswith(str(tmp_path / "renders"))
             assert take["ext"]["vampbridge_recipe"] == take["file"][:-4] + ".json"
-            assert take["startoffs_s"] == 0 and take["playrate"] == 1
+            assert_plays_like(item, original, take, requests[guid]["start_s"])
             assert take["peaks_built"]
         assert new[-1]["active"]
         # One undo point per job (the service runs them one after the other), made when the job
@@ -117,15 +123,15 @@ def test_each_item_gets_its_variations_as_takes_and_one_undo_point(tmp_path, wav
         assert undo["description"] == 'VampBridge: 2 variations of "drums.wav"'
         assert [c["take"] for c in undo["changes"] if c["op"] == "add_take"] == [t["guid"] for t in new]
         assert requests[guid]["take_guid"] == original["guid"]
-    # Every change (takes, progress text and its removal) belongs to one of the two points, and
-    # no undo block was used or left open.
-    assert changes_in_undo_points(report) == len(report["changes"])
+    # Every change (the takes and their properties) belongs to one of the two points, and no
+    # undo block was used or left open.
+    assert changes_in_undo_points(report) == len(report["changes"]) and report["changes_outside_undo"] == 0
     assert not any(c["undo_block"] for c in report["changes"])
     assert report["ui_refresh_prevented"] == 0 and report["undo_depth"] == 0
-    # Every result was acknowledged, after its take existed.
+    # Every result was acknowledged, after its take existed (the last acks may still be on their way).
+    svc.wait_for(lambda: svc.unacked == {}, 5, "every result acknowledged")
     acks = sorted((args[3], args[4]) for args in svc.requests_to("ack"))
     assert acks == sorted((job, k) for job in {a[0] for a in svc.requests_to("vamp")} for k in range(2))
-    assert svc.unacked == {}
 
 
 def test_takes_appear_as_variations_arrive_and_one_undo_per_job_restores_the_project(tmp_path, wav, service):
@@ -137,8 +143,10 @@ def test_takes_appear_as_variations_arrive_and_one_undo_per_job_restores_the_pro
       H.out.before = double.snapshot().tracks
       local script = H.run("Vamp selected items")
       double.pump_until(function() return #a.takes == 2 end, 10, "the first variation of a")
+      double.pump(2)
       H.out.while_running = { a = H.take_names(a), b = H.take_names(b), a_active = a.active.name,
-        b_active = b.active.name, undo_points = #double.undo_log }
+        b_active = b.active.name, undo_points = #double.undo_log,
+        status = double.status_frames[#double.status_frames] }
       H.send(P.control_port, "/test/release")
       double.pump_until(function() return not script.alive end, 10, "the script to end")
       H.out.final = double.snapshot().tracks
@@ -156,13 +164,15 @@ def test_takes_appear_as_variations_arrive_and_one_undo_per_job_restores_the_pro
     out = report["out"]
     a, b = out["a"], out["b"]
 
-    # Before the job's `done`: a's first variation is already a take, the active one, and the
-    # progress text moved onto it; b waits behind a in the service's queue. No undo point yet.
+    # Before the job's `done`: a's first variation is already a take, the active one; b waits
+    # behind a in the service's queue. Progress shows in the status window, never in a take name.
+    # No undo point yet.
     running = out["while_running"]
-    assert running["a"] == ["drums.wav", running["a_active"]]
-    assert running["a_active"].startswith("vamp 1 balanced s1000 [VampBridge ")
-    assert running["a_active"].endswith("1 ready]")
-    assert running["b"] == ["drums.wav [VampBridge queued]"] and running["b_active"] == running["b"][0]
+    assert running["a"] == ["drums.wav", "vamp 1 balanced s1000"] and running["a_active"] == "vamp 1 balanced s1000"
+    assert running["b"] == ["drums.wav"] and running["b_active"] == "drums.wav"
+    first, second = running["status"].splitlines()
+    assert first.startswith('vamp "drums.wav": ') and first.endswith("1 ready")
+    assert second == 'vamp "drums.wav": queued'
     assert running["undo_points"] == 0
 
     # At the end: every progress text is gone; exactly one undo point per job.
@@ -224,12 +234,13 @@ def test_stopping_the_script_keeps_the_takes_so_far_as_one_undo_point(tmp_path, 
     """, wav=str(wav), control_port=svc.control_port,
         settings=settings_for(svc.port, tmp_path, listener_port=free_udp_port(), listener_poll_s=0.3)).run()
     out = report["out"]
-    assert out["names_after_stop"] == ["drums.wav", "vamp 1 balanced s1000"]  # no progress text left
+    assert out["names_after_stop"] == ["drums.wav", "vamp 1 balanced s1000"]
     assert out["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     assert [u["description"] for u in report["undo_log"]] == [
         'VampBridge: 1 variation of "drums.wav"', 'VampBridge: collected 1 variation of "drums.wav"']
     assert changes_in_undo_points(report) == len(report["changes"])
-    assert svc.unacked == {} and report["errors"] == []
+    svc.wait_for(lambda: svc.unacked == {}, 5, "every result acknowledged")
+    assert report["errors"] == []
 
 
 def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service):
@@ -240,22 +251,26 @@ def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service)
       local a = item{ position_s = 2, length_s = 1.5, startoffs_s = 0.5 }
       local b = item{ position_s = 5, length_s = 1, startoffs_s = 1, playrate = 2, source = { file = P.mono } }
       run_to_end("Vamp selected items")
-      reaper.GetSetProjectInfo(0, "PROJECT_SRATE", 48000, true)
+      reaper.GetSetProjectInfo(0, "PROJECT_SRATE", 48000, true)   -- set, but not in force
       for _, it in ipairs({ a, b }) do it.selected = it == a end
+      run_to_end("Vamp selected items")
+      reaper.GetSetProjectInfo(0, "PROJECT_SRATE_USE", 1, true)    -- now in force
       run_to_end("Vamp selected items")
       H.out.a, H.out.b = a.guid, b.guid
     """, wav=str(wav), mono=str(mono), settings=settings_for(svc.port, tmp_path, seed=7, fx="glue")).run()
 
-    first_a, first_b, second_a = [vamp_request(args) for args in svc.requests_to("vamp")]
+    first_a, first_b, second_a, third_a = [vamp_request(args) for args in svc.requests_to("vamp")]
     assert (first_a["source_path"], first_a["start_s"], first_a["length_s"], first_a["playrate"]) == (
         str(wav), 0.5, 1.5, 1.0)
     # Playrate 2: one second of item plays two seconds of source.
     assert (first_b["source_path"], first_b["start_s"], first_b["length_s"], first_b["playrate"]) == (
         str(mono), 1.0, 2.0, 2.0)
-    # The project follows the device (0): the source's rate; then the project's own rate.
+    # The project rate is only used when PROJECT_SRATE_USE puts it in force; else the source's.
     assert (first_a["sample_rate"], first_a["channels"]) == (44100, 2)
     assert (first_b["sample_rate"], first_b["channels"]) == (22050, 1)
-    assert (second_a["sample_rate"], second_a["item_guid"]) == (48000, report["out"]["a"])
+    assert (second_a["sample_rate"], second_a["item_guid"]) == (44100, report["out"]["a"])
+    assert (third_a["sample_rate"], third_a["item_guid"]) == (48000, report["out"]["a"])
+    assert first_a["options"] == {}  # nothing beyond the defaults: no options argument at all
     assert first_a["client"] == "reaper:/tmp/vampbridge-test/song.rpp"
     assert (first_a["mask"], first_a["fx"], first_a["n_variations"], first_a["seed"], first_a["sampling"]) == (
         "balanced", "glue", 2, 7, "")
@@ -263,7 +278,7 @@ def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service)
     assert first_a["token"] == "" and first_a["id"] != first_b["id"]
 
 
-def test_time_selection_limits_the_region_and_places_the_take_under_it(tmp_path, service):
+def test_time_selection_regenerates_only_the_selection_and_the_take_covers_the_item(tmp_path, service):
     long_wav = tmp_path / "long.wav"
     write_wav(long_wav, 8.0, 44100, 2)
     svc = service()
@@ -272,45 +287,84 @@ def test_time_selection_limits_the_region_and_places_the_take_under_it(tmp_path,
       local b = item{ track = 2, position_s = 2, length_s = 2, startoffs_s = 0, playrate = 2 }
       local c = item{ track = 3, position_s = 20, length_s = 1, startoffs_s = 0.25 }
       double.set_time_selection(3, 4.5)
+      H.out.before = double.snapshot().tracks
       run_to_end("Vamp selected items")
       H.out.guids = { a.guid, b.guid, c.guid }
     """, wav=str(long_wav), settings=settings_for(svc.port, tmp_path, n_variations=1)).run()
 
     a, b, c = report["out"]["guids"]
-    regions = {r["item_guid"]: (r["start_s"], r["length_s"]) for r in map(vamp_request, svc.requests_to("vamp"))}
-    assert regions[a] == pytest.approx((1.5, 1.5))  # [3, 4.5] of an item at 2 whose take starts at 0.5
-    assert regions[b] == pytest.approx((2.0, 2.0))  # [3, 4] at playrate 2: 2 s of source from 2 s
-    assert regions[c] == pytest.approx((0.25, 1.0))  # no intersection: the whole item
-    # The variation starts where the time selection did.
-    assert item_by_guid(report, a)["takes"][1]["startoffs_s"] == pytest.approx(-1.0)
-    assert item_by_guid(report, b)["takes"][1]["startoffs_s"] == pytest.approx(-1.0)
-    assert item_by_guid(report, c)["takes"][1]["startoffs_s"] == 0
+    requests = {r["item_guid"]: r for r in map(vamp_request, svc.requests_to("vamp"))}
+    # The region is the whole item (context for the model); the selection is what is regenerated,
+    # in source seconds with the playrate applied.
+    assert (requests[a]["start_s"], requests[a]["length_s"]) == pytest.approx((0.5, 4.0))
+    assert requests[a]["options"] == pytest.approx({"regen_start_s": 1.5, "regen_length_s": 1.5})
+    assert (requests[b]["start_s"], requests[b]["length_s"]) == pytest.approx((0.0, 4.0))
+    assert requests[b]["options"] == pytest.approx({"regen_start_s": 2.0, "regen_length_s": 2.0})
+    assert (requests[c]["start_s"], requests[c]["length_s"]) == pytest.approx((0.25, 1.0))
+    assert requests[c]["options"] == {}  # no intersection: the whole item, no options
+    before = items_by_guid(report["out"]["before"])
+    for guid in (a, b, c):
+        item = item_by_guid(report, guid)
+        original, new = item["takes"]
+        assert_plays_like(item, original, new, requests[guid]["start_s"])
+        assert item["values"] == before[guid]["values"]  # the item itself is untouched
     assert len(report["undo_log"]) == 3
 
 
 def test_source_region_arithmetic(tmp_path):
     report = Scenario(tmp_path, """
-      local items = require("vampbridge_items")
-      local function region(g)
-        local r, why = items.source_region(g)
+      local region = require("vampbridge_region")
+      local function of(g)
+        g.source_rate = g.source_rate or 1000
+        local r, why = region.of_item(g)
         return r or { error = why }
       end
-      H.out.plain = region{ position_s = 1, length_s = 2, startoffs_s = 0.5, playrate = 1, source_length_s = 10 }
-      H.out.extended_left = region{ position_s = 1, length_s = 2, startoffs_s = -0.5, playrate = 1, source_length_s = 10 }
-      H.out.past_the_end = region{ position_s = 0, length_s = 4, startoffs_s = 1, playrate = 2, source_length_s = 5 }
-      H.out.selection = region{ position_s = 10, length_s = 4, startoffs_s = 0, playrate = 0.5, source_length_s = 10,
+      H.out.plain = of{ position_s = 1, length_s = 2, startoffs_s = 0.5, playrate = 1, source_length_s = 10 }
+      H.out.extended_left = of{ position_s = 1, length_s = 2, startoffs_s = -0.5, playrate = 1, source_length_s = 10 }
+      H.out.past_the_end = of{ position_s = 0, length_s = 4, startoffs_s = 1, playrate = 2, source_length_s = 5 }
+      H.out.selection = of{ position_s = 10, length_s = 4, startoffs_s = 0, playrate = 0.5, source_length_s = 10,
         sel_start_s = 11, sel_end_s = 13 }
-      H.out.selection_elsewhere = region{ position_s = 10, length_s = 1, startoffs_s = 0, playrate = 1,
+      H.out.selection_loop = of{ position_s = 10, length_s = 4, startoffs_s = 0, playrate = 0.5, source_length_s = 10,
+        sel_start_s = 11, sel_end_s = 13, selection_is_loop = true }
+      H.out.selection_elsewhere = of{ position_s = 10, length_s = 1, startoffs_s = 0, playrate = 1,
         sel_start_s = 0, sel_end_s = 5 }
-      H.out.nothing = region{ position_s = 0, length_s = 1, startoffs_s = 6, playrate = 1, source_length_s = 5 }
+      H.out.selection_over_all = of{ position_s = 10, length_s = 1, startoffs_s = 0, playrate = 1,
+        sel_start_s = 9, sel_end_s = 12 }
+      H.out.off_sample = of{ position_s = 0, length_s = 1, startoffs_s = 0.0104, playrate = 1, source_length_s = 10 }
+      H.out.looped = of{ position_s = 0, length_s = 5, startoffs_s = 0.5, playrate = 1, source_length_s = 2,
+        loop_source = true }
+      H.out.loop_flag_within = of{ position_s = 0, length_s = 1, startoffs_s = 0.5, playrate = 1, source_length_s = 2,
+        loop_source = true }
+      H.out.looped_selection = of{ position_s = 0, length_s = 5, startoffs_s = 0, playrate = 1, source_length_s = 2,
+        loop_source = true, sel_start_s = 2.5, sel_end_s = 3 }
+      H.out.nothing = of{ position_s = 0, length_s = 1, startoffs_s = 6, playrate = 1, source_length_s = 5 }
+      H.out.channels = {}
+      for mode = 0, 6 do H.out.channels[mode + 1] = { region.channel_plan(mode, 2) } end
+      H.out.mono_source = { region.channel_plan(3, 1) }
+      H.out.rates = { region.output_rate(48000, true, 44100), region.output_rate(48000, false, 44100),
+        region.output_rate(0, true, 44100), region.output_rate(48000, true, 44100, 1.0),
+        region.output_rate(48000, true, 44100, 1 / 44100) }
     """).run()["out"]
-    assert report["plain"] == {"start_s": 0.5, "length_s": 2, "item_offset_s": 0, "partial": False}
-    # Left of the source start there is only silence: the region starts at 0, 0.5 s into the item.
-    assert report["extended_left"] == {"start_s": 0, "length_s": 1.5, "item_offset_s": 0.5, "partial": False}
-    assert report["past_the_end"] == {"start_s": 1, "length_s": 4, "item_offset_s": 0, "partial": False}
-    assert report["selection"] == {"start_s": 0.5, "length_s": 1, "item_offset_s": 1, "partial": True}
-    assert report["selection_elsewhere"]["length_s"] == 1 and not report["selection_elsewhere"]["partial"]
+    assert report["plain"] == {"start_s": 0.5, "length_s": 2, "loop": False, "looping": False}
+    # Left of the source start there is only silence: the region starts at 0.
+    assert report["extended_left"] == {"start_s": 0, "length_s": 1.5, "loop": False, "looping": False}
+    assert report["past_the_end"] == {"start_s": 1, "length_s": 4, "loop": False, "looping": False}
+    assert report["selection"] == {"start_s": 0, "length_s": 2, "regen_start_s": 0.5, "regen_length_s": 1,
+                                   "loop": False, "looping": False}
+    assert report["selection_loop"]["loop"] is True
+    assert "regen_start_s" not in report["selection_elsewhere"] and report["selection_elsewhere"]["length_s"] == 1
+    assert "regen_start_s" not in report["selection_over_all"]
+    # The region starts on a source sample (the service reads from round(start_s * rate)).
+    assert report["off_sample"]["start_s"] == pytest.approx(0.010) and report["off_sample"]["length_s"] == pytest.approx(1.001)
+    assert report["looped"] == {"start_s": 0, "length_s": 2, "loop": True, "looping": True}
+    assert report["loop_flag_within"] == {"start_s": 0.5, "length_s": 1, "loop": False, "looping": False}
+    assert report["looped_selection"] == pytest.approx({"start_s": 0, "length_s": 2, "regen_start_s": 0.5,
+                                                        "regen_length_s": 0.5, "loop": True, "looping": True})
     assert report["nothing"] == {"error": "there is no source audio under the item"}
+    assert report["channels"] == [["all", 2, 0], ["all", 2, 1], ["mono", 1, 0], ["left", 1, 0], ["right", 1, 0],
+                                  ["all", 2, 5], ["all", 2, 6]]
+    assert report["mono_source"] == ["all", 1, 3]
+    assert report["rates"] == [48000, 44100, 44100, 48000, 44100]
 
 
 def test_midi_items_are_skipped_with_a_message(tmp_path, wav, service):
@@ -343,14 +397,14 @@ def test_takes_follow_an_item_moved_while_the_job_runs(tmp_path, wav, service):
     report = scenario(tmp_path, """
       local it = item{ track = 1, position_s = 2, length_s = 1 }
       local script = H.run("Vamp selected items")
-      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      double.pump_until(status_has("%"), 10, "progress in the status window")
       H.out.progress_name = it.active.name
       double.move_item(it, 30, 3)
       H.send(P.control_port, "/test/release")
       double.pump_until(function() return not script.alive end, 10, "the script to end")
       H.out.guid = it.guid
     """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
-    assert report["out"]["progress_name"].startswith("drums.wav [VampBridge ")
+    assert report["out"]["progress_name"] == "drums.wav"  # progress never renames a take
     moved = report["tracks"][2]["items"][0]
     assert moved["guid"] == report["out"]["guid"] and moved["position_s"] == 30
     assert [t["name"] for t in moved["takes"]] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
@@ -362,35 +416,83 @@ def test_item_deleted_while_the_job_runs_leaves_the_files_and_says_where(tmp_pat
     report = scenario(tmp_path, """
       local it = item{ position_s = 2, length_s = 1 }
       local script = H.run("Vamp selected items")
-      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      double.pump_until(status_has("%"), 10, "progress in the status window")
       double.delete_item(it)
       H.send(P.control_port, "/test/release")
       double.pump_until(function() return not script.alive end, 10, "the script to end")
     """, wav=str(wav), control_port=svc.control_port, settings=settings_for(svc.port, tmp_path)).run()
-    assert report["undo_log"] == []
+    assert report["undo_log"] == [] and report["dirty"] is False
     assert "was deleted; its variations stay on disk" in report["console"]
     (job,) = svc.requests_to("vamp")
     for k in range(2):
         output = tmp_path / "renders" / f"{job[0]}_v{k}.wav"
         assert output.is_file() and str(output) in report["console"]
-    assert len(svc.requests_to("ack")) == 2  # told the user, so nothing is re-delivered later
+    # Told the user, so nothing is re-delivered later (the acks may still be on their way).
+    svc.wait_for(lambda: len(svc.requests_to("ack")) == 2, 5, "the two acks")
 
 
-def test_service_not_running_is_auto_started_then_explained(tmp_path, wav):
+def test_an_auto_start_program_not_on_the_path_is_told_at_once_without_running_anything(tmp_path, wav):
     port = free_udp_port()  # nothing listens here
     report = scenario(tmp_path, """
       local it = item{ position_s = 2, length_s = 1 }
+      local t0 = reaper.time_precise()
       run_to_end("Vamp selected items")
+      H.out.elapsed_s = reaper.time_precise() - t0
       H.out.name = it.active.name
-    """, wav=str(wav), settings=settings_for(port, tmp_path, autostart="vampbridge serve --port {port}")).run()
-    assert report["exec_log"] == [{"command": f"vampbridge serve --port {port}", "timeout_ms": -1}]
+    """, wav=str(wav), settings=settings_for(port, tmp_path, reply_timeout_s=3, startup_wait_s=30,
+                                              autostart="no-such-vampbridge-command serve --port {port}")).run()
+    assert report["exec_log"] == []
     (message,) = report["messages"]
     text = message["message"]
     assert f"127.0.0.1:{port} does not answer" in text
-    assert f'started with "vampbridge serve --port {port}"' in text
-    assert "VampBridge - Settings" in text and "firewall" in text
+    assert 'the program "no-such-vampbridge-command" was not found' in text
+    assert 'Auto-start command' in text and "VampBridge - Settings" in text
+    assert report["out"]["elapsed_s"] < 3
     assert report["out"]["name"] == "drums.wav"
-    assert report["undo_log"] == [] and report["errors"] == []
+    assert report["undo_log"] == [] and report["errors"] == [] and report["dirty"] is False
+
+
+def test_an_auto_start_command_the_shell_cannot_run_is_told_with_its_output(tmp_path, wav):
+    port = free_udp_port()
+    report = scenario(tmp_path, """
+      local t0 = reaper.time_precise()
+      item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+      H.out.elapsed_s = reaper.time_precise() - t0
+    """, wav=str(wav), settings=settings_for(port, tmp_path, reply_timeout_s=3, startup_wait_s=30,
+                                              autostart="no-such-vampbridge-command --port {port} 2>&1")).run()
+    (started,) = report["exec_log"]
+    assert f"no-such-vampbridge-command --port {port} 2>&1" in started["command"] and started["timeout_ms"] == -1
+    (message,) = report["messages"]
+    text = message["message"]
+    assert f'"no-such-vampbridge-command --port {port} 2>&1" was not found' in text
+    assert "not found" in text.split("It printed:")[-1]  # what the shell said
+    assert report["out"]["elapsed_s"] < 3 and report["dirty"] is False
+
+
+def test_an_auto_start_command_that_exits_at_once_is_told_with_its_output(tmp_path, wav):
+    report = scenario(tmp_path, """
+      item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items")
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, startup_wait_s=30,
+                                              autostart="sh -c 'echo port {port} is in use; exit 3'")).run()
+    (message,) = report["messages"]
+    assert "ended at once with status 3" in message["message"] and "is in use" in message["message"]
+
+
+def test_a_service_still_starting_shows_how_long_it_has_taken_then_is_explained(tmp_path, wav):
+    port = free_udp_port()
+    report = scenario(tmp_path, """
+      local it = item{ position_s = 2, length_s = 1 }
+      run_to_end("Vamp selected items", 20)
+    """, wav=str(wav), settings=settings_for(port, tmp_path, startup_wait_s=2.5,
+                                              autostart="sleep 30 # {port}")).run()
+    frames = [f.splitlines()[0] for f in report["status_frames"] if f.startswith("Starting the VampBridge service")]
+    assert frames[0] == f"Starting the VampBridge service (sleep 30 # {port}): 0 s"
+    assert f"Starting the VampBridge service (sleep 30 # {port}): 2 s" in frames
+    (message,) = report["messages"]
+    assert "still running, so it may be loading its models" in message["message"]
+    assert report["undo_log"] == [] and report["dirty"] is False and report["gfx_open"] is False
 
 
 def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
@@ -404,8 +506,9 @@ def test_auto_start_command_brings_the_service_up(tmp_path, wav, service):
       run_to_end("Vamp selected items")
       H.out.names = H.take_names(it)
     """, wav=str(wav), control_port=svc.control_port,
-        settings=settings_for(svc.port, tmp_path, autostart="start-it", startup_wait_s=5)).run()
-    assert [e["command"] for e in report["exec_log"]] == ["start-it"]
+        settings=settings_for(svc.port, tmp_path, autostart="env start-it", startup_wait_s=5)).run()
+    (started,) = report["exec_log"]
+    assert "( env start-it\n) >" in started["command"]
     assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     assert report["messages"] == []
 
@@ -419,22 +522,23 @@ def test_results_are_redelivered_after_the_service_restarts_mid_job(tmp_path, wa
       end
       local it = item{ position_s = 2, length_s = 1 }
       local script = H.run("Vamp selected items")
-      double.pump_until(name_has(it, "1 ready"), 10, "the first variation")
+      double.pump_until(function() return #it.takes == 2 end, 10, "the first variation")
       H.send(P.control_port, "/test/crash")
       H.send(P.control_port, "/test/release") -- the restarted service runs the job to its end
       double.pump_until(function() return not script.alive end, 15, "the script to end")
       H.out.names = H.take_names(it)
     """, wav=str(wav), control_port=svc.control_port,
-        settings=settings_for(svc.port, tmp_path, autostart="restart-service", startup_wait_s=5)).run()
+        settings=settings_for(svc.port, tmp_path, autostart="env restart-service", startup_wait_s=5)).run()
     assert report["errors"] == [] and report["messages"] == []
     assert svc.starts == 2
     # Variation 0 arrived before the crash and again through `pending`; it is added once.
     assert report["out"]["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
     (undo,) = report["undo_log"]
     assert len([c for c in undo["changes"] if c["op"] == "add_take"]) == 2
+    assert report["changes_outside_undo"] == 0
     after_restart = svc.addresses()[svc.addresses().index("/vampbridge/vamp") + 1:]
     assert {"/vampbridge/hello", "/vampbridge/pending", "/vampbridge/status", "/vampbridge/resume"} <= set(after_restart)
-    assert svc.unacked == {}
+    svc.wait_for(lambda: svc.unacked == {}, 5, "every result acknowledged")
 
 
 def test_a_lost_result_is_fetched_with_pending_before_the_job_ends(tmp_path, wav, service):
@@ -475,7 +579,7 @@ def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, ser
       local it = item{ position_s = 2, length_s = 1.5 }
       double.set_time_selection(2.5, 3)
       local vamp = H.run("Vamp selected items")
-      double.pump_until(name_has(it, "[VampBridge"), 10, "progress in the take name")
+      double.pump_until(status_has("%"), 10, "progress in the status window")
       double.terminate(vamp)                    -- the user stopped it
       H.out.name_after_stop = it.active.name
       H.send(P.control_port, "/test/release")  -- the job finishes with nobody listening
@@ -485,7 +589,7 @@ def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, ser
       double.terminate(listener)
       H.out.toggle_stopped = reaper.GetToggleCommandStateEx(0, 60001)
       H.out.names = H.take_names(it)
-      H.out.startoffs = it.active.startoffs_s
+      H.out.item = double.snapshot().tracks[1].items[1]
       H.out.recipe = it.active.ext.vampbridge_recipe
     """, wav=str(wav), control_port=svc.control_port,
         settings=settings_for(svc.port, tmp_path, listener_port=free_udp_port(), listener_poll_s=0.3)).run()
@@ -493,11 +597,16 @@ def test_listener_adds_the_takes_of_a_script_that_was_stopped(tmp_path, wav, ser
     assert out["name_after_stop"] == "drums.wav"
     assert "still running in the service" in report["console"]
     assert out["names"] == ["drums.wav", "vamp 1 balanced s1000", "vamp 2 balanced s1001"]
-    assert out["startoffs"] == pytest.approx(-0.5)  # under the time selection, as the script would have put it
+    # As the script would have made them: they play like the original take.
+    (request,) = map(vamp_request, svc.requests_to("vamp"))
+    original, _, new = out["item"]["takes"]
+    assert_plays_like(out["item"], original, new, request["start_s"])
+    assert request["options"] == pytest.approx({"regen_start_s": 0.5, "regen_length_s": 0.5})
     assert out["recipe"].endswith("_v1.json")
     assert (out["toggle_running"], out["toggle_stopped"]) == (1, 0)
     assert [u["description"] for u in report["undo_log"]] == ['VampBridge: collected 2 variations of "drums.wav"']
-    assert svc.unacked == {}
+    assert f'collected 2 variations of "drums.wav", files in {tmp_path / "renders"}' in report["console"]
+    svc.wait_for(lambda: svc.unacked == {}, 5, "every result acknowledged")
     assert report["errors"] == []
 
 
@@ -572,6 +681,38 @@ def test_listener_answers_take_and_locate_from_the_companion(tmp_path, wav):
     assert report["errors"] == []
 
 
+def test_a_take_the_companion_hands_over_plays_like_the_take_it_was_made_from(tmp_path, wav):
+    # The companion vamped the region the Listener located (source seconds 0.25..1.25 at playrate
+    # 0.5); its recipe names the input, so the new take gets the offset and properties to match.
+    listener_port = free_udp_port()
+    render = tmp_path / "render.wav"
+    write_wav(render, 1.0, 44100, 1)
+    recipe = tmp_path / "render.json"
+    recipe.write_text(json.dumps({"input": {"path": str(wav), "start_s": 0.25, "length_s": 1.0, "playrate": 0.5}}))
+    sc = scenario(tmp_path, """
+      local it = item{ position_s = 4, length_s = 2, startoffs_s = 0.25, playrate = 0.5,
+        take = { D_PITCH = -3, D_VOL = 0.7, I_CHANMODE = 3 } }
+      io.stdout:write("GUID " .. it.guid .. "\\n")
+      local listener = H.run("Listener", 60004)
+      H.ready("listening")
+      H.wait_for_python()
+      double.terminate(listener)
+    """, wav=str(wav), settings=settings_for(free_udp_port(), tmp_path, listener_port=listener_port)).start()
+    try:
+        sc.wait_ready("listening")
+        guid = next(line.split()[1] for line in sc.stdout if line.startswith("GUID "))
+        gui = ListenerClient(listener_port)
+        assert gui.ask("take", "ssss", guid, str(render), str(recipe), "vamp 1 balanced s5") == (
+            "/vampbridge/take_added", [True, ""])
+    finally:
+        sc.resume()
+        report = sc.finish()
+    item = all_items(report)[0]
+    original, new = item["takes"]
+    assert_plays_like(item, original, new, 0.25)  # also: a one-channel render of "left" plays normally
+    assert report["changes_outside_undo"] == 0 and len(report["undo_log"]) == 1
+
+
 # Open in editor, re-render, settings --------------------------------------------------------
 
 
@@ -590,6 +731,23 @@ def test_open_in_editor(tmp_path, wav, service, editor):
         (message,) = report["messages"]
         assert "no editor" in message["message"] and "vampbridge gui" in message["message"]
     assert svc.requests_to("pending") == [] and report["exec_log"] == []
+
+
+def test_open_in_editor_opens_every_selected_audio_item_and_names_what_it_skips(tmp_path, wav, service):
+    svc = service(editor=True)
+    report = scenario(tmp_path, """
+      item{ position_s = 0, length_s = 1, name = "Keys", source = { type = "MIDI", file = "" } }
+      local a = item{ position_s = 2, length_s = 1 }
+      local b = item{ track = 2, position_s = 5, length_s = 2, startoffs_s = 1, playrate = 2 }
+      run_to_end("Open selected item in editor")
+      H.out.guids = { a.guid, b.guid }
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    opened = svc.requests_to("open")
+    assert [r[10] for r in opened] == report["out"]["guids"]
+    assert [(r[5], r[6], r[7]) for r in opened] == [(0.0, 1.0, 1.0), (1.0, 3.0, 2.0)]  # up to the end of the 4 s file
+    assert "item 1 cannot be opened: it is a MIDI item, not audio; the editor opens audio items only" in report["console"]
+    assert "only audio can be vamped" not in report["console"]
+    assert report["messages"] == [] and report["undo_log"] == [] and report["dirty"] is False
 
 
 def test_rerender_asks_for_fx_and_seed_and_adds_the_render(tmp_path, wav, service):

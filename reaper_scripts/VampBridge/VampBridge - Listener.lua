@@ -46,7 +46,8 @@ handlers.take = {
     end
     reaper.PreventUIRefresh(1)
     reaper.Undo_BeginBlock()
-    items.add_take(item, { output_path = output_path, recipe_path = recipe_path, take_name = take_name })
+    items.add_take(item, { output_path = output_path, recipe_path = recipe_path, take_name = take_name,
+      take = items.take_values_for_recipe(item, recipe_path) })
     reaper.Undo_EndBlock(string.format("VampBridge: add take \"%s\"", take_name), -1)
     reaper.PreventUIRefresh(-1)
     reaper.UpdateArrange()
@@ -58,7 +59,7 @@ handlers.locate = {
   types = "s",
   run = function(item_guid)
     local item = items.find_item(item_guid)
-    local r = item and items.describe(item, false)
+    local r = item and items.describe(item)
     if not r then return "located", "Fsdddii", "", 0.0, 0.0, 1.0, 0, 0 end
     return "located", "Tsdddii", r.source_path, r.start_s, r.length_s, r.playrate, r.sample_rate, r.channels
   end,

@@ -2,7 +2,7 @@
 -- @version 0.1.0
 -- @author VampBridge developers
 -- @about
---   Sends the selected item (or the part under the time selection) to the VampBridge companion
+--   Sends the selected audio items to the VampBridge companion
 --   (`vampbridge gui`), which opens it in its mask editor. Part of the VampBridge package; see
 --   "VampBridge - Vamp selected items".
 -- @noindex
@@ -21,37 +21,53 @@ local NO_EDITOR_HELP = "The VampBridge service answering on this port has no edi
   "started headless (vampbridge serve).\n\nTo edit masks, stop it and start the companion " ..
   "instead:\n    vampbridge gui\nIt serves the same port, so the other scripts keep working."
 
+--- Every selected item that can be opened, and a line for each one that cannot.
+local function collect_selection()
+  local found, skipped = {}, {}
+  for i = 0, reaper.CountSelectedMediaItems(0) - 1 do
+    local r, why, kind = items.describe(reaper.GetSelectedMediaItem(0, i), { time_selection = true })
+    if r then
+      found[#found + 1] = r
+    else
+      if kind == "midi" then why = why .. "; the editor opens audio items only" end
+      skipped[#skipped + 1] = string.format("item %d cannot be opened: %s", i + 1, why)
+    end
+  end
+  return found, skipped
+end
+
 local function main()
-  local item = reaper.GetSelectedMediaItem(0, 0)
-  if not item then
-    reaper.MB("Select an audio item first.", TITLE, 0)
+  local found, skipped = collect_selection()
+  if #found == 0 then
+    local text = "Select an audio item first."
+    if #skipped > 0 then text = text .. "\n\n" .. table.concat(skipped, "\n") .. "." end
+    reaper.MB(text, TITLE, 0)
     return
   end
-  local r, why = items.describe(item, true)
-  if not r then
-    reaper.MB("This item cannot be opened: " .. why .. ".", TITLE, 0)
-    return
-  end
+  for _, line in ipairs(skipped) do jobs.console(line) end
   -- The companion is started by the user; auto-starting the headless service would not help.
   local session = jobs.start(TITLE, { recover = false, autostart = false })
   if not session then return end
   session.on_ready = function(s)
-    s:request("open", {
-      on_reply = function(reply)
-        if reply.address == "opened" then
-          jobs.console(string.format("opened \"%s\" in the editor", r.take_name))
-        elseif reply.address == "error" and reply.args[2] == "no_editor" then
-          s.problems[#s.problems + 1] = NO_EDITOR_HELP
-        else
-          s.problems[#s.problems + 1] = string.format("The editor could not open the item: %s (%s)",
-            tostring(reply.args[3]), tostring(reply.args[2]))
-        end
-      end,
-      on_timeout = function()
-        s.problems[#s.problems + 1] = "The service accepted the connection but did not answer the open request."
-      end,
-    }, "ssdddiiss", s.client_name, r.source_path, r.start_s, r.length_s, r.playrate,
-      r.sample_rate, r.channels, r.item_guid, r.take_guid)
+    for _, r in ipairs(found) do
+      s:request("open", {
+        on_reply = function(reply)
+          if reply.address == "opened" then
+            jobs.console(string.format("opened \"%s\" in the editor", r.take_name))
+          elseif reply.address == "error" and reply.args[2] == "no_editor" then
+            if not s.told_no_editor then s.problems[#s.problems + 1] = NO_EDITOR_HELP end
+            s.told_no_editor = true
+          else
+            s.problems[#s.problems + 1] = string.format("The editor could not open \"%s\": %s (%s)",
+              r.take_name, tostring(reply.args[3]), tostring(reply.args[2]))
+          end
+        end,
+        on_timeout = function()
+          s.problems[#s.problems + 1] = "The service accepted the connection but did not answer the open request."
+        end,
+      }, "ssdddiiss", s.client_name, r.source_path, r.start_s, r.length_s, r.playrate,
+        r.sample_rate, r.channels, r.item_guid, r.take_guid)
+    end
   end
   session:run(function(s) s:report(TITLE) end)
 end

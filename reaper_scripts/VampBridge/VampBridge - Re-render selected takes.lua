@@ -30,8 +30,9 @@ local function collect_takes()
       found[#found + 1] = {
         item_guid = items.item_guid(item), take_guid = items.take_guid(take),
         take_name = items.take_name(take), recipe_path = recipe,
-        -- Keep the new render where the old one sits in the item.
-        item_offset_s = -reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
+        -- The render covers the same region with the same channels: it plays exactly like the
+        -- take it re-renders (offset, playrate, pitch, volume, pan, channel mode).
+        take = items.take_properties(take),
       }
     else
       skipped = skipped + 1
@@ -76,7 +77,7 @@ local function main()
     session:add_job({
       kind = "rerender",
       label = string.format("re-render of \"%s\"", t.take_name), name = t.take_name,
-      item_guid = t.item_guid, take_guid = t.take_guid, item_offset_s = t.item_offset_s,
+      item_guid = t.item_guid, take_guid = t.take_guid, take = t.take,
       send = function(client, id)
         return client:send("rerender", id, "sssisss", session.client_name, t.recipe_path, fx, seed,
           output_dir, t.item_guid, t.take_guid)

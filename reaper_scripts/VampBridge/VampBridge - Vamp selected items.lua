@@ -8,8 +8,9 @@
 --   (`vampbridge serve`, a Python program); these scripts talk to it over OSC/UDP on this computer.
 --
 --   * **Vamp selected items** (for the media-item right-click menu): sends every selected audio
---     item (or the part under the time selection) to the service and adds each variation as a
---     new take, named `vamp <k> <preset> s<seed>`, as soon as it is ready. One undo step per item.
+--     item to the service (with a time selection: only the part under it is regenerated, the
+--     rest is kept) and adds each variation as a new take, named `vamp <k> <preset> s<seed>`,
+--     that plays exactly like the take it came from. One undo step per item.
 --   * **Re-render selected takes**: renders a VampBridge take again with another effect chain or seed.
 --   * **Open selected item in editor**: opens the item in the VampBridge companion's mask editor.
 --   * **Listener** (toggle): lets the companion add takes and find items, and collects the
@@ -30,6 +31,10 @@
 --   [nomain] vampbridge_settings.lua
 --   [nomain] vampbridge_items.lua
 --   [nomain] vampbridge_jobs.lua
+--   [nomain] vampbridge_region.lua
+--   [nomain] vampbridge_status.lua
+--   [nomain] vampbridge_autostart.lua
+--   [nomain] vampbridge_connection.lua
 -- @changelog
 --   Initial release.
 
@@ -38,6 +43,7 @@ package.path = script_dir .. "?.lua;" .. package.path
 
 local items = require("vampbridge_items")
 local jobs = require("vampbridge_jobs")
+local json = require("vampbridge_json")
 local settings = require("vampbridge_settings")
 
 local TITLE = "VampBridge - Vamp selected items"
@@ -48,23 +54,39 @@ local function item_label(index, item)
   return string.format("item %d%s", index + 1, name ~= "" and (" (\"" .. name .. "\")") or "")
 end
 
---- The selected items that can be vamped, and a line for each one that cannot.
-local function collect_selection()
+--- The selected items that can be vamped, and a line for each one that cannot (or that will
+--- not be copied whole).
+local function collect_selection(cfg)
   local regions, skipped = {}, {}
+  local opts = { time_selection = true, beats = items.is_beat_driven(cfg.preset) }
   for i = 0, reaper.CountSelectedMediaItems(0) - 1 do
     local item = reaper.GetSelectedMediaItem(0, i)
-    local region, why = items.describe(item, true)
+    local region, why, kind = items.describe(item, opts)
     if region then
       regions[#regions + 1] = region
+      if region.not_copied then
+        skipped[#skipped + 1] = string.format("%s: its %s are not copied to the new takes (add them again)",
+          item_label(i, item), region.not_copied)
+      end
     else
+      if kind == "midi" then why = why .. "; only audio can be vamped" end
       skipped[#skipped + 1] = string.format("%s skipped: %s", item_label(i, item), why)
     end
   end
   return regions, skipped
 end
 
+--- The `mask` argument: the preset, with the project's beats for a beat-driven one.
+local function mask_argument(preset, r)
+  if not r.beats_s then return preset end
+  local recipe = preset:match("^%s*{") and json.decode(preset) or { preset = preset }
+  recipe.beats_s, recipe.downbeats_s = r.beats_s, r.downbeats_s
+  return json.encode(recipe)
+end
+
 local function main()
-  local regions, skipped = collect_selection()
+  local cfg = settings.load()
+  local regions, skipped = collect_selection(cfg)
   if #regions == 0 then
     local text = "Select one or more audio items first."
     if #skipped > 0 then text = text .. "\n\n" .. table.concat(skipped, "\n") end
@@ -73,9 +95,9 @@ local function main()
   end
   for _, line in ipairs(skipped) do jobs.console(line) end
 
-  local session = jobs.start(TITLE)
+  local session = jobs.start(TITLE, { settings = cfg })
   if not session then return end
-  local cfg = session.settings
+  session.check_preset = cfg.preset
   local output_dir = settings.output_dir(cfg)
   if require("vampbridge_net").is_loopback(cfg.host) then reaper.RecursiveCreateDirectory(output_dir, 0) end
 
@@ -83,12 +105,17 @@ local function main()
     session:add_job({
       kind = "vamp",
       label = string.format("vamp \"%s\"", r.take_name), name = r.take_name,
-      item_guid = r.item_guid, take_guid = r.take_guid, item_offset_s = r.item_offset_s,
+      item_guid = r.item_guid, take_guid = r.take_guid, take = r.take,
       send = function(client, id)
-        return client:send("vamp", id, "ssdddiisssssiis",
-          session.client_name, r.source_path, r.start_s, r.length_s, r.playrate,
-          r.sample_rate, r.channels, r.item_guid, r.take_guid,
-          cfg.preset, cfg.sampling, cfg.fx, cfg.n_variations, cfg.seed, output_dir)
+        local types, args = "ssdddiisssssiis", { session.client_name, r.source_path, r.start_s, r.length_s,
+          r.playrate, r.sample_rate, r.channels, r.item_guid, r.take_guid, mask_argument(cfg.preset, r),
+          cfg.sampling, cfg.fx, cfg.n_variations, cfg.seed, output_dir }
+        if next(r.options) ~= nil then
+          -- docs/osc.md: `options` follows `priority` ("" = by client name).
+          types = types .. "ss"
+          args[#args + 1], args[#args + 2] = "", json.encode(r.options)
+        end
+        return client:send("vamp", id, types, table.unpack(args))
       end,
     })
   end

@@ -2,7 +2,8 @@
 -- VampBridge: a session with the service (docs/osc.md), polled once per reaper.defer cycle.
 --
 -- A session connects (hello, auto-starting the service if it does not answer), sends the jobs
--- it was given (vamp / rerender) and shows their progress. Each variation is added as a take as
+-- it was given (vamp / rerender) and shows their progress in a status window (never in the
+-- project: see vampbridge_status.lua). Each variation is added as a take as
 -- soon as its `result` arrives, then acknowledged; when the job ends, ONE undo point covers all
 -- the takes it added (see Session:undo_point). It also recovers:
 --   * a job not heard of for reply_timeout_s is probed with `status`;
@@ -18,19 +19,18 @@ local net = require("vampbridge_net")
 local json = require("vampbridge_json")
 local items = require("vampbridge_items")
 local settings_mod = require("vampbridge_settings")
+local status_mod = require("vampbridge_status")
 
 local jobs = {}
 
 local HEARTBEAT_S = 1         -- how often a script marks its jobs as alive (ExtState)
 local HEARTBEAT_STALE_S = 5   -- older than this, a job's script is considered gone
-local HELLO_INTERVAL_S = 0.5  -- hello is re-sent this often while connecting
-local MAX_AUTOSTARTS = 3      -- per session, so a crashing service is not restarted forever
 local TERMINAL_STATES = { done = true, failed = true, cancelled = true }
 
 -- Shared marks in (non-persistent) ExtState -------------------------------------------------
 
 local function live_key(job_id) return "live:" .. job_id end
-local function offset_key(job_id) return "offset:" .. job_id end
+local function take_key(job_id) return "take:" .. job_id end
 
 --- True while another running script (or this one) owns the job and will add its takes.
 function jobs.is_live(job_id)
@@ -60,6 +60,7 @@ function jobs.session(opts)
     quiet = opts.quiet, recover = opts.recover ~= false,
     autostart = opts.autostart ~= false and not opts.quiet,
     client_name = settings_mod.client_name(),
+    window = not opts.quiet and status_mod.window(opts.title or "VampBridge") or nil,
     conn = "idle",          -- idle, connecting, ready, failed
     connected_once = false,
     autostarts = 0,
@@ -71,6 +72,9 @@ function jobs.session(opts)
     last_heartbeat = -math.huge,
   }, Session)
 end
+
+-- Connecting, hello and auto-start: vampbridge_connection.lua.
+for name, method in pairs(require("vampbridge_connection")) do Session[name] = method end
 
 function Session:now() return reaper.time_precise() end
 
@@ -94,123 +98,22 @@ function Session:request(name, handlers, types, ...)
   return id
 end
 
--- Connection --------------------------------------------------------------------------------
-
-function Session:connect()
-  self.conn = "connecting"
-  self.connect_deadline = self:now() + self.settings.reply_timeout_s
-  self.last_hello = -math.huge
-end
-
-function Session:send_hello()
-  self.last_hello = self:now()
-  self:request("hello", {
-    on_reply = function(reply) self:on_hello(reply) end,
-    on_timeout = function() end, -- the connect deadline decides
-  }, "")
-end
-
-function Session:on_hello(reply)
-  if reply.address == "error" then
-    local code, message = reply.args[2], reply.args[3]
-    if code == "bad_token" then
-      self:fail_connection("the service refused the token. Set the same token in VampBridge " ..
-        "settings as the service's --token.")
-    else
-      self:fail_connection(string.format("hello failed (%s: %s)", tostring(code), tostring(message)))
-    end
-    return
-  end
-  if self.conn ~= "connecting" then return end
-  if reply.args[2] ~= 1 then
-    self:problem(string.format("the service speaks protocol version %s, this script version 1; " ..
-      "update VampBridge on both sides", tostring(reply.args[2])))
-  end
-  self.service_info = { engine_version = reply.args[3], device = reply.args[4] }
-  self.conn = "ready"
-  -- Hellos sent while waiting are answered too; they need no more attention.
-  for id, request in pairs(self.requests) do
-    if request.name == "hello" then self.requests[id] = nil end
-  end
-  self.autostarts_this_outage = 0
-  local reconnect = self.connected_once
-  self.connected_once = true
-  if self.recover or reconnect then self:ask_pending() end
-  for _, id in ipairs(self.job_order) do
-    local job = self.jobs[id]
-    if job.state ~= "finished" then
-      if not job.sent then self:send_job(job) else self:probe(job) end
-    end
-  end
-  if self.on_ready then self.on_ready(self) end
-end
-
-function Session:service_address()
-  return string.format("%s:%d", self.settings.host, self.settings.port)
-end
-
-function Session:connection_step(now)
-  if now - self.last_hello >= HELLO_INTERVAL_S then self:send_hello() end
-  if now < self.connect_deadline then return end
-  local command = settings_mod.autostart_command(self.settings)
-  if self.autostart and command ~= "" and (self.autostarts_this_outage or 0) == 0
-      and self.autostarts < MAX_AUTOSTARTS then
-    self.autostarts = self.autostarts + 1
-    self.autostarts_this_outage = 1
-    console(string.format("the service at %s does not answer; starting it: %s", self:service_address(), command))
-    -- Timeout -1: return at once and leave the service running on its own.
-    reaper.ExecProcess(command, -1)
-    self.autostart_command = command
-    self.connect_deadline = now + self.settings.startup_wait_s
-    self:show_progress_all("starting service")
-    return
-  end
-  local text = string.format("the VampBridge service at %s does not answer", self:service_address())
-  if self.autostart_command then
-    text = text .. string.format(" (started with \"%s\", then waited %g s)", self.autostart_command, self.settings.startup_wait_s)
-  end
-  self:fail_connection(text .. ".\nStart it yourself (vampbridge serve), or check the host, port and " ..
-    "auto-start command in \"VampBridge - Settings\" and that no firewall blocks UDP on that port.")
-end
-
-function Session:fail_connection(text)
-  if self.quiet then
-    -- The Listener just tries again later.
-    self.conn = "idle"
-    self.retry_at = self:now() + self.settings.listener_poll_s
-    return
-  end
-  self.conn = "failed"
-  local accepted = 0
-  for _, job in pairs(self.jobs) do
-    if job.state ~= "finished" then
-      if job.accepted then accepted = accepted + 1 end
-      self:finish_job(job, false)
-    end
-  end
-  if accepted > 0 then
-    text = text .. string.format("\n\n%d job(s) had started. If the service comes back, run " ..
-      "\"VampBridge - Listener\" (or vamp again) to collect their finished variations.", accepted)
-  end
-  self.problems[#self.problems + 1] = text
-end
-
 -- Jobs --------------------------------------------------------------------------------------
 
 --- job: { kind ("vamp" or "rerender"), label (for messages), name (the source take's name, for
----        the undo point), item_guid, take_guid, item_offset_s,
----        send = function(client, id) -> id or nil, err }
+---        the undo point), item_guid, take_guid, take (the new takes' D_STARTOFFS and
+---        properties, see items.describe), send = function(client, id) -> id or nil, err }
 function Session:add_job(job)
   job.id = self.client:new_id()
   job.state, job.results = "waiting", {}
   job.added, job.lost = 0, {}   -- takes added so far; results whose item is gone
-  job.progress = items.progress(job.item_guid)
+  job.status = "waiting for the service"
   self.jobs[job.id] = job
   self.job_order[#self.job_order + 1] = job.id
-  -- Where in the item the region starts, for whoever adds the takes (maybe the Listener after
-  -- this script has ended, maybe after a Reaper restart: hence persistent).
-  if job.item_offset_s and job.item_offset_s ~= 0 then
-    reaper.SetExtState(settings_mod.SECTION, offset_key(job.id), tostring(job.item_offset_s), true)
+  -- How the new takes play, for whoever adds them (maybe the Listener after this script has
+  -- ended, maybe after a Reaper restart: hence persistent).
+  if job.take then
+    reaper.SetExtState(settings_mod.SECTION, take_key(job.id), json.encode(job.take), true)
   end
   if self.conn == "ready" then self:send_job(job) end
   return job
@@ -224,7 +127,7 @@ function Session:send_job(job)
     return
   end
   job.sent, job.state, job.last_heard = true, "sending", self:now()
-  job.progress:show("queued")
+  job.status = "sent"
 end
 
 function Session:job_for(id)
@@ -309,18 +212,43 @@ function Session:show_progress(job)
   local text
   if job.fraction then
     text = string.format("%d%%", math.floor(job.fraction * 100 + 0.5))
-  else
+  elseif (job.queue_position or 0) > 0 or job.waiting then
     text = "queued"
+  else
+    text = "starting"
   end
   local ready = self:count_results(job)
   if ready > 0 then text = string.format("%s, %d ready", text, ready) end
-  job.progress:show(text)
+  job.status = text
 end
 
-function Session:show_progress_all(text)
-  for _, job in pairs(self.jobs) do
-    if job.state ~= "finished" then job.progress:show(text) end
+--- The status window's lines: the connection, then one per job.
+function Session:status_lines()
+  local lines = {}
+  if self.conn == "connecting" then
+    if self.process then
+      lines[1] = string.format("Starting the VampBridge service (%s): %d s", self.process.command,
+        math.floor(self:now() - self.process.started_at))
+    else
+      lines[1] = string.format("Connecting to the VampBridge service at %s", self:service_address())
+    end
   end
+  if self.loading_since and self.conn == "ready" then
+    lines[#lines + 1] = string.format("The VampBridge service is loading its models: %d s",
+      math.floor(self:now() - self.loading_since))
+  end
+  for _, id in ipairs(self.job_order) do
+    local job = self.jobs[id]
+    if job.state ~= "finished" then lines[#lines + 1] = string.format("%s: %s", job.label, job.status) end
+  end
+  return lines
+end
+
+--- Shows the status window (once per defer cycle), closing it when nothing is left to show.
+function Session:show_status()
+  if not self.window then return end
+  local lines = self:status_lines()
+  if #lines == 0 then self.window:close() else self.window:show(lines) end
 end
 
 function Session:on_job_message(job, reply)
@@ -328,21 +256,28 @@ function Session:on_job_message(job, reply)
   job.last_heard = self:now()
   if reply.address == "accepted" then
     job.accepted, job.state = true, "running"
+    job.queue_position = math.tointeger(a[2]) or 0
     self:show_progress(job)
   elseif reply.address == "progress" then
     job.accepted, job.state = true, job.state == "finishing" and "finishing" or "running"
     job.fraction = a[3] ~= "queued" and a[2] or nil -- waiting behind another job: "queued"
+    if job.fraction and job.fraction > 0 then self.loading_since = nil end -- the models are loaded: the job runs
+    job.waiting = a[3] == "queued"
     self:show_progress(job)
   elseif reply.address == "result" then
     job.accepted = true
+    self.loading_since = nil
     local r = self:store_result(job.results, a)
-    -- One UI refresh for the new take and the progress text moving onto it.
+    -- One UI refresh for the new take and its peaks.
     reaper.PreventUIRefresh(1)
-    local outcome = self:deliver(job.id, job.item_guid, r, job.item_offset_s)
+    local outcome, present = self:deliver(job.id, job.item_guid, r, job.take)
     if outcome == "added" then
       job.added = job.added + 1
+      job.output_dir = r.output_path:match("^(.*)[/\\][^/\\]*$")
     elseif outcome == "lost" then
       job.lost[r.variation] = r
+    elseif outcome == "present" and job.kind == "rerender" then
+      job.already = present
     end
     self:show_progress(job)
     reaper.PreventUIRefresh(-1)
@@ -416,19 +351,20 @@ end
 
 --- Adds one result to its item as a new take (no undo point: see undo_point) and acknowledges
 --- it once the take exists. A result delivered twice adds one take only. Returns "added",
---- "present" (the item already has it) or "lost" (the item was deleted: not acknowledged here,
---- the caller tells the user where the files are first, with tell_lost).
-function Session:deliver(job_id, item_guid, r, item_offset_s)
+--- "present" (the item already has it; then also the take that has it) or "lost" (the item was
+--- deleted: not acknowledged here, the caller tells the user where the files are first, with
+--- tell_lost).
+function Session:deliver(job_id, item_guid, r, take_values)
   local item = items.find_item(item_guid)
   if not item then return "lost" end
-  local outcome = "present"
-  if not items.has_take_for(item, r.output_path, r.recipe_path) then
-    r.item_offset_s = item_offset_s
+  local outcome, present = "present", items.has_take_for(item, r.output_path, r.recipe_path)
+  if not present then
+    r.take = take_values
     items.add_take(item, r)
     outcome = "added"
   end
   self.client:send("ack", nil, "si", job_id, r.variation)
-  return outcome
+  return outcome, present
 end
 
 --- Lists where the variations of a deleted item are, then acknowledges them.
@@ -454,19 +390,7 @@ end
 --- the active take). An Undo_BeginBlock/Undo_EndBlock pair would have to stay open across defer
 --- cycles while the job runs, and whatever the user did meanwhile would fall into the block.
 function Session:undo_point(description)
-  -- Progress texts of other running jobs are no state worth keeping: they are taken off while
-  -- the point is stored, so undoing it never brings back a stale "[VampBridge 40%]".
-  reaper.PreventUIRefresh(1)
-  local hidden = {}
-  for _, job in pairs(self.jobs) do
-    if job.state ~= "finished" and job.progress:is_shown() then
-      job.progress:restore()
-      hidden[#hidden + 1] = job
-    end
-  end
   reaper.Undo_OnStateChange(description)
-  for _, job in ipairs(hidden) do job.progress:show_again() end
-  reaper.PreventUIRefresh(-1)
   reaper.UpdateArrange()
 end
 
@@ -477,21 +401,28 @@ local function job_undo_description(job)
   return string.format("VampBridge: %s of \"%s\"", plural(job.added, "variation"), job.name or "")
 end
 
---- A job ends: its take gets its name back, the user learns about variations of a deleted item,
---- and the takes it added become one undo point. `ended`: the job ended in the service (done,
+--- A job ends: the user learns what it added (or about variations of a deleted item), and the
+--- takes it added become one undo point. `ended`: the job ended in the service (done,
 --- failed, cancelled), so nothing more will come for it; false when this script gave up on it
 --- (the service is unreachable), and the Listener may still collect the rest.
 function Session:finish_job(job, ended)
   if job.state == "finished" then return end
   job.state = "finished"
-  job.progress:restore()
   self:tell_lost(job.id, job.label, job.lost)
-  if job.added > 0 then self:undo_point(job_undo_description(job)) end
+  if job.added > 0 then
+    self:undo_point(job_undo_description(job))
+    console(string.format("%s: %s added to the item, files in %s", job.label, plural(job.added, "take"),
+      job.output_dir or "?"))
+  elseif job.already then
+    self:problem(string.format("%s: nothing new. The item already has this render as take %d, \"%s\" " ..
+      "(the same recipe, effect chain and seed give the same file); choose another effect chain or seed " ..
+      "for a new one.", job.label, job.already.index, job.already.name))
+  end
   if ended then
     if job.done and job.done.n_failed and job.done.n_failed > 0 then
       self:problem(string.format("%s: %d variation(s) failed in the service", job.label, job.done.n_failed))
     end
-    reaper.DeleteExtState(settings_mod.SECTION, offset_key(job.id), true)
+    reaper.DeleteExtState(settings_mod.SECTION, take_key(job.id), true)
   end
   reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
 end
@@ -503,14 +434,14 @@ function Session:commit_orphans()
     if not jobs.is_live(job_id) then
       local list = sorted_results(orphan.results)
       local first = list[1]
-      local offset = tonumber(reaper.GetExtState(settings_mod.SECTION, offset_key(job_id))) or 0
+      local take_values = json.decode(reaper.GetExtState(settings_mod.SECTION, take_key(job_id)))
       local item = items.find_item(first.item_guid)
       local source = item and items.find_take(item, first.take_guid)
       local name = source and items.take_name(source) or first.take_name
       local added, lost = 0, {}
       reaper.PreventUIRefresh(1)
       for _, r in ipairs(list) do
-        local outcome = self:deliver(job_id, first.item_guid, r, offset)
+        local outcome = self:deliver(job_id, first.item_guid, r, type(take_values) == "table" and take_values or nil)
         if outcome == "added" then added = added + 1 elseif outcome == "lost" then lost[r.variation] = r end
       end
       reaper.PreventUIRefresh(-1)
@@ -518,8 +449,10 @@ function Session:commit_orphans()
       self:tell_lost(job_id, string.format("\"%s\"", name), lost)
       if added > 0 then
         self:undo_point(string.format("VampBridge: collected %s of \"%s\"", plural(added, "variation"), name))
+        console(string.format("collected %s of \"%s\", files in %s", plural(added, "variation"), name,
+          first.output_path:match("^(.*)[/\\][^/\\]*$") or "?"))
       end
-      reaper.DeleteExtState(settings_mod.SECTION, offset_key(job_id), true)
+      reaper.DeleteExtState(settings_mod.SECTION, take_key(job_id), true)
       self.orphans_added = (self.orphans_added or 0) + added
     end
     self.orphans[job_id] = nil
@@ -576,6 +509,7 @@ function Session:step()
       end
     end
   end
+  self:show_status()
   if now - self.last_heartbeat >= HEARTBEAT_S then
     self.last_heartbeat = now
     for _, job in pairs(self.jobs) do
@@ -626,7 +560,7 @@ function jobs.start(title, opts)
   return session, socket
 end
 
---- Releases the socket, restores take names, makes one undo point for the takes the unfinished
+--- Releases the socket, closes the status window, makes one undo point for the takes the unfinished
 --- jobs added so far, drops the live marks. Jobs still running in the service keep their
 --- results there for the Listener or the next run.
 function Session:close()
@@ -637,7 +571,6 @@ function Session:close()
     local job = self.jobs[id]
     if job.state ~= "finished" then
       left = left + 1
-      job.progress:restore()
       reaper.DeleteExtState(settings_mod.SECTION, live_key(job.id), false)
       if job.added > 0 then
         with_takes[#with_takes + 1] = job
@@ -656,6 +589,7 @@ function Session:close()
     console(string.format("stopped with %d job(s) still running in the service; \"VampBridge - " ..
       "Listener\" (or the next vamp) will add their takes when they finish.", left))
   end
+  if self.window then self.window:close() end
   self.client:close()
 end
 

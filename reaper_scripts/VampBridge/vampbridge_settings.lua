@@ -13,9 +13,9 @@ settings.FIELDS = {
   { key = "port", caption = "Service port", default = 9071, kind = "port" },
   { key = "listener_port", caption = "Listener port", default = 9072, kind = "port" },
   { key = "token", caption = "Token (empty = none)", default = "", kind = "string" },
-  { key = "preset", caption = "Default preset", default = "balanced", kind = "string" },
+  { key = "preset", caption = "Default preset", default = "balanced", kind = "preset" },
   { key = "n_variations", caption = "Variations per item", default = 2, kind = "count" },
-  { key = "fx", caption = "Effect chain (none/glue/space/lofi/wide)", default = "none", kind = "string" },
+  { key = "fx", caption = "Effect chain (none/glue/space/lofi/wide)", default = "none", kind = "fx" },
   { key = "output_dir", caption = "Output folder (empty = beside project)", default = "", kind = "string" },
   { key = "autostart", caption = "Auto-start command (empty = none)", default = "vampbridge serve --port {port}", kind = "string" },
   { key = "seed", default = -1, kind = "integer", hidden = true },
@@ -25,6 +25,22 @@ settings.FIELDS = {
   { key = "listener_poll_s", default = 10, kind = "seconds", hidden = true },
 }
 
+-- The service's built-in presets (docs/osc.md); a recipe or chain can also be given as JSON or
+-- as @/path/to/file.json.
+settings.MASK_PRESETS = { "subtle", "balanced", "creative", "rhythm" }
+settings.FX_PRESETS = { "none", "glue", "space", "lofi", "wide" }
+
+local function one_of(list, text)
+  for _, name in ipairs(list) do if name == text then return true end end
+  return false
+end
+
+local function is_json_or_file(text, opening)
+  if text:sub(1, 1) == "@" then return #text > 1 end
+  if not opening:find(text:sub(1, 1), 1, true) then return false end
+  return type(require("vampbridge_json").decode(text)) == "table"
+end
+
 local BY_KEY = {}
 for _, field in ipairs(settings.FIELDS) do BY_KEY[field.key] = field end
 
@@ -32,6 +48,16 @@ for _, field in ipairs(settings.FIELDS) do BY_KEY[field.key] = field end
 local function parse(field, text)
   text = text:match("^%s*(.-)%s*$")
   if field.kind == "string" then return text end
+  if field.kind == "preset" then
+    if one_of(settings.MASK_PRESETS, text) or is_json_or_file(text, "{") then return text end
+    return nil, string.format("%s %q is not a preset: use %s, a mask recipe as JSON, or @/path/to/recipe.json",
+      field.caption, text, table.concat(settings.MASK_PRESETS, ", "))
+  end
+  if field.kind == "fx" then
+    if text == "" or one_of(settings.FX_PRESETS, text) or is_json_or_file(text, "{[") then return text end
+    return nil, string.format("Effect chain %q is not one: use %s, a chain as JSON, or @/path/to/chain.json",
+      text, table.concat(settings.FX_PRESETS, ", "))
+  end
   local number = tonumber(text)
   if field.kind == "seconds" then
     if number and number > 0 then return number end

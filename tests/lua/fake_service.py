@@ -16,6 +16,11 @@ Behaviour is chosen per test:
     the requests of unfinished jobs (so ``resume`` works), as a restarted service would.
   * ``down``: not listening at all until started.
   * ``editor``: whether ``open`` is answered with ``opened`` or with ``error no_editor``.
+  * ``fail_jobs``: every job fails (``error job_failed``) after it was accepted.
+  * ``loading``: ``hello`` reports the device ``loading``, as a service still loading its models.
+
+Renders are in SOURCE time, as the real service's: ``length_s`` seconds of audio at the requested
+rate, whatever the playrate; one channel when the ``options`` ask for left, right or mono.
 """
 
 from __future__ import annotations
@@ -87,13 +92,17 @@ class Job:
 
 class FakeService:
     def __init__(self, *, hold_after: int | None = None, editor: bool = False, down: bool = False,
-                 token: str = "", resume: bool = True, lose_first_result: bool = False):
+                 token: str = "", resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False,
+                 loading: bool = False, mask_presets: tuple[str, ...] = ("subtle", "balanced", "creative", "rhythm")):
         self.port = free_udp_port()
         self.hold_after = hold_after
         self.editor = editor
         self.token = token
         self.resume_supported = resume
         self.lose_first_result = lose_first_result  # a `result` datagram lost on the way
+        self.fail_jobs = fail_jobs  # every job fails in the model (after `accepted`)
+        self.loading = loading  # hello says device "loading" (models not loaded yet)
+        self.mask_presets = list(mask_presets)  # the presets hello lists
         self.requests: list[tuple[str, list]] = []  # every request seen, in order
         self.dropped = 0
         self.lock = threading.RLock()
@@ -206,20 +215,38 @@ class FakeService:
         name = message.address[len(PREFIX):]
         rest = args[3:]
         if name == "hello":
-            self._send(to, "hello", "sisssss", request_id, 1, "fake-0.1", "cpu", '["tiny"]', '["vamp"]',
-                       json.dumps({"mask": ["subtle", "balanced"], "fx": ["none", "glue"]}))
+            self._send(to, "hello", "sisssss", request_id, 1, "fake-0.1", "loading" if self.loading else "cpu",
+                       '["tiny"]', '["vamp"]', json.dumps({"mask": self.mask_presets,
+                                                           "fx": ["none", "glue", "space", "lofi", "wide"]}))
         elif name == "ping":
             self._send(to, "pong", "s", request_id)
         elif name == "vamp":
             (client, source_path, start_s, length_s, playrate, sample_rate, channels, item_guid, take_guid,
-             mask, sampling, fx, n_variations, seed, output_dir) = rest
+             mask, sampling, fx, n_variations, seed, output_dir) = rest[:15]
+            priority, options_text = (list(rest[15:]) + ["", ""])[:2]
+            try:
+                options = parse_options(options_text)
+            except ValueError as error:
+                self._send(to, "error", "sss", request_id, "bad_argument", str(error))
+                return
+            if not Path(source_path).is_file():
+                self._send(to, "error", "sss", request_id, "source_missing", f"no file {source_path}")
+                return
+            if options.get("channel", "all") != "all":
+                channels = 1  # one channel played: a one-channel render
             request = dict(kind="vamp", source_path=source_path, start_s=start_s, length_s=length_s,
                            playrate=playrate, sample_rate=sample_rate, channels=channels, item_guid=item_guid,
-                           take_guid=take_guid, mask=mask, fx=fx, seed=seed, output_dir=output_dir)
+                           take_guid=take_guid, mask=mask, fx=fx, seed=seed, output_dir=output_dir,
+                           options=options, priority=priority)
             self._start_job(request_id, client, to, request, n_variations)
         elif name == "rerender":
-            client, recipe_path, fx, seed, output_dir, item_guid, take_guid = rest
+            client, recipe_path, fx, seed, output_dir, item_guid, take_guid = rest[:7]
             recipe = json.loads(Path(recipe_path).read_text())
+            if fx == "" and seed == -1 and Path(recipe_path).with_suffix(".wav").is_file():
+                # As recorded: the service reuses the identical earlier render (same paths).
+                self._start_job(request_id, client, to, dict(recipe, kind="reuse", recipe_path=recipe_path,
+                                                              item_guid=item_guid, take_guid=take_guid), 1)
+                return
             request = dict(recipe, kind="rerender", fx=fx or recipe["fx"], seed=seed if seed >= 0 else recipe["seed"],
                            output_dir=output_dir, item_guid=item_guid, take_guid=take_guid)
             self._start_job(request_id, client, to, request, 1)
@@ -294,6 +321,12 @@ class FakeService:
             self._begin(job)
 
     def _begin(self, job: Job) -> None:
+        if self.fail_jobs:
+            job.state = "failed"
+            self.saved_jobs.pop(job.job_id, None)
+            self._send(job.reply_to, "error", "sss", job.job_id, "job_failed", "the model ran out of memory")
+            self._next_job()
+            return
         job.state = "running"
         self._send(job.reply_to, "progress", "sfsi", job.job_id, 0.0, "encoding", -1)
         self._produce(job, self._upto(job))
@@ -308,6 +341,15 @@ class FakeService:
         r = job.request
         while job.produced < min(upto, job.n_total):
             k = job.produced
+            if r["kind"] == "reuse":
+                recipe_path = Path(r["recipe_path"])
+                result = [job.job_id, 0, str(recipe_path.with_suffix(".wav")), str(recipe_path), r["item_guid"],
+                          r["take_guid"], f"vamp 1 {r.get('mask') or 'default'} s{r['seed']}", r["seed"]]
+                job.results[0] = result
+                self.unacked[(job.job_id, 0)] = (job.client, result)
+                job.produced += 1
+                self._send(job.reply_to, "result", "sisssssi", *result)
+                continue
             seed = r["seed"] if r["seed"] >= 0 else 1000 + k
             out_dir = Path(r["output_dir"])
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +358,8 @@ class FakeService:
             recipe_path = out_dir / f"{stem}.json"
             sample_rate = r["sample_rate"] or 44100
             channels = r["channels"] or 2
-            write_wav(output_path, r["length_s"] / r["playrate"], sample_rate, channels)
+            # Like the real service: the region in SOURCE time (the playrate is the take's business).
+            write_wav(output_path, r["length_s"], sample_rate, channels)
             recipe = {k2: v for k2, v in r.items() if k2 not in ("kind", "output_dir", "item_guid", "take_guid")}
             recipe["seed"] = seed
             recipe_path.write_text(json.dumps(recipe))
@@ -364,6 +407,26 @@ class FakeService:
                     self.crash()
                 elif command == "/test/start":
                     self.start()
+
+
+OPTION_KEYS = {"regen_start_s", "regen_length_s", "loop", "stereo", "channel"}
+
+
+def parse_options(text: str) -> dict:
+    """The `vamp` options argument as docs/osc.md fixes it; unknown keys are refused."""
+    if text == "":
+        return {}
+    options = json.loads(text)
+    if not isinstance(options, dict):
+        raise ValueError("options must be a JSON object")
+    unknown = set(options) - OPTION_KEYS
+    if unknown:
+        raise ValueError(f"unknown option {sorted(unknown)[0]!r}")
+    if options.get("channel", "all") not in ("all", "left", "right", "mono"):
+        raise ValueError(f"channel {options['channel']!r} is not all, left, right or mono")
+    if ("regen_start_s" in options) != ("regen_length_s" in options):
+        raise ValueError("regen_start_s and regen_length_s go together")
+    return options
 
 
 def job_id_stem(job_id: str) -> str:

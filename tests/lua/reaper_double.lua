@@ -1,10 +1,16 @@
 -- A test double of the ReaScript `reaper` API used by the VampBridge scripts: an in-memory
--- project (tracks, items, takes, sources, selection, time selection), ExtState, P_EXT, GUIDs,
--- a state-based undo history, the PreventUIRefresh counter, a defer queue the test drives, and
--- captured user interaction (MB, ShowConsoleMsg, GetUserInputs, ExecProcess).
+-- project (tracks, items, takes, sources and sections, selection, time selection and loop points,
+-- repeat, the project sample rate and whether it is in force, a tempo map of tempo and
+-- time-signature markers), ExtState, P_EXT, GUIDs, a state-based undo history and the project's
+-- dirty flag, the PreventUIRefresh counter, a defer queue the test drives, a gfx window that
+-- records what it showed, and captured user interaction (MB, ShowConsoleMsg, GetUserInputs,
+-- ExecProcess, which really runs the command unless double.on_exec stands in for it).
+-- Items and takes keep their parameters by the API's names (D_PLAYRATE, I_CHANMODE, B_LOOPSRC,
+-- D_FADEINLEN, ...); a parameter Reaper does not have reads as 0 and cannot be set, as in Reaper.
+-- Every function here is in REAPER's documented API (tests/test_reaper_api_names.py checks it).
 --
--- Undo works as in Reaper: an undo point stores the state of the project (here: tracks, items,
--- takes with their names, sources, offsets, P_EXT, the active take and the item selection) with a
+-- Undo works as in Reaper: an undo point stores the state of the project (here: tracks, items
+-- and all their parameters, takes with their names, sources, parameters, P_EXT, the active take) with a
 -- description, and undoing the latest point restores the state stored by the point before it (or
 -- the project as loaded). Points are made by Undo_EndBlock (closing the outermost block),
 -- Undo_OnStateChange*, and automatically when a script that did not defer ends without having
@@ -35,9 +41,18 @@ function double.reset()
     tracks = {},
     file = "/tmp/vampbridge-test/song.rpp", -- "" for a project never saved
     media_path = "/tmp/vampbridge-test/Media",
-    sample_rate = 0,                          -- PROJECT_SRATE; 0 = follows the audio device
+    sample_rate = 0,                          -- PROJECT_SRATE
+    sample_rate_in_force = false,             -- PROJECT_SRATE_USE: off = the audio device's rate
     time_selection = { 0, 0 },
+    loop_points = nil,                        -- nil: linked to the time selection (Reaper's default)
+    repeat_on = false,                        -- transport repeat (GetSetRepeat)
+    -- The tempo map: markers at measure starts (bpm in quarter notes per minute).
+    tempo = { { measure = 0, bpm = 120, num = 4, denom = 4 } },
   }
+  double.dirty = false           -- IsProjectDirty: any change or undo point since the project was loaded
+  double.os = "Linux-x86_64"     -- GetOS
+  double.status_frames = {}      -- what the gfx status window showed, one entry per different frame
+  double.gfx_state = { open = false, closed_by_user = false, frame = {} }
   double.ext_state = {}          -- section -> key -> { value, persist }
   double.undo_log = {}           -- the undo history: { description, flags, changes, state, auto }
   double.undo_position = 0       -- how many points of undo_log the project is at (undo lowers it)
@@ -74,10 +89,17 @@ local function new_guid()
     0x8000 + n % 0x4000, 0xABC000000000 + n)
 end
 
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
 local function change(op, fields)
   fields.op = op
   fields.undo_block = double.undo_depth > 0
   double.changes[#double.changes + 1] = fields
+  double.dirty = true
 end
 
 local function now_s()
@@ -116,7 +138,16 @@ double.read_wav_header = read_wav_header
 
 --- A source: { file, sample_rate, channels, length_s, type = "WAVE" | "MIDI", parent }.
 --- With only `file`, the rest is read from the file's WAV header (as Reaper would).
+--- A section of another source: { section = { offset_s, length_s, reversed }, parent = <spec or source> }
+--- (no file of its own; its length is the section's).
 function double.source(spec)
+  if spec.section then
+    local parent = spec.parent.kind == "source" and spec.parent or double.source(spec.parent)
+    return { kind = "source", file = "", type = "SECTION", parent = parent, length_s = spec.section.length_s,
+      section = { offset_s = spec.section.offset_s, length_s = spec.section.length_s,
+                  reversed = spec.section.reversed or false },
+      sample_rate = parent.sample_rate, channels = parent.channels, peaks_built = false, offline = false }
+  end
   local source = { kind = "source", file = spec.file or "", type = spec.type or "WAVE",
     sample_rate = spec.sample_rate, channels = spec.channels, length_s = spec.length_s,
     parent = spec.parent, peaks_built = false, offline = false }
@@ -133,7 +164,33 @@ function double.source(spec)
   return source
 end
 
+-- Items and takes keep their parameters in `values` (by the API's names); the fields tests use
+-- (item.position_s, take.playrate, ...) are aliases of them.
+local ITEM_ALIASES = { position_s = "D_POSITION", length_s = "D_LENGTH" }
+local ITEM_FLAGS = { selected = "B_UISEL", loop_source = "B_LOOPSRC" }
+local TAKE_ALIASES = { startoffs_s = "D_STARTOFFS", playrate = "D_PLAYRATE", chanmode = "I_CHANMODE" }
+local function alias_meta(aliases, flags)
+  return {
+    __index = function(t, k)
+      local values = rawget(t, "values")
+      if aliases[k] then return values[aliases[k]] end
+      if flags and flags[k] then return values[flags[k]] ~= 0 end
+    end,
+    __newindex = function(t, k, v)
+      local values = rawget(t, "values")
+      if aliases[k] then values[aliases[k]] = v
+      elseif flags and flags[k] then values[flags[k]] = v and 1 or 0
+      else rawset(t, k, v) end
+    end,
+  }
+end
+local META = { item = alias_meta(ITEM_ALIASES, ITEM_FLAGS), take = alias_meta(TAKE_ALIASES) }
+
 local function register(object)
+  if META[object.kind] then
+    object.values = object.values or {}
+    setmetatable(object, META[object.kind])
+  end
   double.objects[object.guid] = object
   return object
 end
@@ -144,27 +201,45 @@ function double.add_track()
   return track
 end
 
+-- Take parameters (GetMediaItemTakeInfo_Value) and their values in a take AddTakeToMediaItem makes.
+local TAKE_DEFAULTS = { D_STARTOFFS = 0, D_PLAYRATE = 1, B_PPITCH = 0, D_PITCH = 0, I_PITCHMODE = -1,
+  D_VOL = 1, D_PAN = 0, D_PANLAW = -1, I_CHANMODE = 0, I_CUSTOMCOLOR = 0, I_STRETCHFLAGS = 0 }
+double.TAKE_DEFAULTS = TAKE_DEFAULTS
+-- Item parameters (GetMediaItemInfo_Value) and the values of a new item.
+local ITEM_DEFAULTS = { D_POSITION = 0, D_LENGTH = 1, B_LOOPSRC = 0, B_MUTE = 0, C_LOCK = 0, B_UISEL = 0,
+  D_VOL = 1, D_SNAPOFFSET = 0, D_FADEINLEN = 0, D_FADEOUTLEN = 0, C_FADEINSHAPE = 0, C_FADEOUTSHAPE = 0,
+  D_FADEINLEN_AUTO = -1, D_FADEOUTLEN_AUTO = -1, I_CUSTOMCOLOR = 0, B_ALLTAKESPLAY = 0 }
+double.ITEM_DEFAULTS = ITEM_DEFAULTS
+
 local function new_take(item, source)
-  return register({ kind = "take", item = item, source = source, name = "", startoffs_s = 0, playrate = 1,
-    chanmode = 0, guid = new_guid(), ext = {} })
+  local values = {}
+  for k, v in pairs(TAKE_DEFAULTS) do values[k] = v end
+  return register({ kind = "take", item = item, source = source, name = "", values = values,
+    guid = new_guid(), ext = {} })
 end
 
 --- An item with one take: { track = n, position_s, length_s, startoffs_s, playrate, name,
---- source = <double.source spec or source>, selected = true, loop_source = false }.
+--- source = <double.source spec or source>, selected = true, loop_source = false,
+--- item = { PARM = value } (more item parameters), take = { PARM = value } (more take parameters) }.
 function double.add_item(spec)
   local tracks = double.project.tracks
   local track_index = spec.track or 1
   while #tracks < track_index do double.add_track() end
   local track = tracks[track_index]
-  local item = register({ kind = "item", track = track, position_s = spec.position_s or 0,
-    length_s = spec.length_s or 1, takes = {}, selected = spec.selected ~= false,
-    loop_source = spec.loop_source or false, guid = new_guid(), ext = {} })
+  local values = {}
+  for k, v in pairs(ITEM_DEFAULTS) do values[k] = v end
+  for k, v in pairs(spec.item or {}) do values[k] = v end
+  values.D_POSITION, values.D_LENGTH = spec.position_s or 0, spec.length_s or 1
+  values.B_LOOPSRC = spec.loop_source and 1 or values.B_LOOPSRC
+  values.B_UISEL = spec.selected ~= false and 1 or 0
+  local item = register({ kind = "item", track = track, values = values, takes = {}, guid = new_guid(), ext = {} })
   if spec.source then
     local source = spec.source.kind == "source" and spec.source or double.source(spec.source)
     local take = new_take(item, source)
     take.name = spec.name or (source.file:match("([^/\\]+)$") or "")
-    take.startoffs_s = spec.startoffs_s or 0
-    take.playrate = spec.playrate or 1
+    for k, v in pairs(spec.take or {}) do take.values[k] = v end
+    take.values.D_STARTOFFS = spec.startoffs_s or take.values.D_STARTOFFS
+    take.values.D_PLAYRATE = spec.playrate or take.values.D_PLAYRATE
     item.takes[1] = take
     item.active = take
   end
@@ -406,11 +481,52 @@ function api.GetUserInputs(title, num_inputs, captions_csv, retvals_csv)
   return true, answer
 end
 
+--- Without double.on_exec the command really runs (timeout -1/-2: in the background, as Reaper
+--- does: the call returns at once).
 function api.ExecProcess(command, timeout_ms)
   double.exec_log[#double.exec_log + 1] = { command = command, timeout_ms = timeout_ms }
   if double.on_exec then return double.on_exec(command) end
-  return ""
+  if timeout_ms == -1 or timeout_ms == -2 then
+    os.execute(command .. " >/dev/null 2>&1 &")
+    return ""
+  end
+  local pipe = io.popen(command .. " 2>&1")
+  local output = pipe:read("a")
+  local _, _, code = pipe:close()
+  return string.format("%d\n%s", code or 0, output)
 end
+
+-- gfx: the status window ---------------------------------------------------------------------
+-- Records what is drawn: each gfx.update() with a frame different from the last adds it (its
+-- strings joined with newlines) to double.status_frames. double.close_gfx() is the user closing it.
+
+local gfx = { x = 0, y = 0, w = 0, h = 0, clear = 0 }
+double.gfx = gfx
+function gfx.init(name, w, h)
+  double.gfx_state = { open = true, closed_by_user = false, frame = {}, title = name }
+  gfx.w, gfx.h = w or 0, h or 0
+  return 1
+end
+function gfx.setfont() return 1 end
+function gfx.set() end
+function gfx.drawstr(text)
+  local frame = double.gfx_state.frame
+  frame[#frame + 1] = tostring(text)
+end
+function gfx.measurestr(text) return 8 * #tostring(text), 15 end
+function gfx.update()
+  local state = double.gfx_state
+  if not state.open then return end
+  local text = table.concat(state.frame, "\n")
+  if double.status_frames[#double.status_frames] ~= text then double.status_frames[#double.status_frames + 1] = text end
+  state.frame = {}
+end
+function gfx.getchar()
+  if not double.gfx_state.open or double.gfx_state.closed_by_user then return -1 end
+  return 0
+end
+function gfx.quit() double.gfx_state.open = false end
+function double.close_gfx() double.gfx_state.closed_by_user = true end
 
 function api.Main_OnCommand(command, flag)
   double.commands[#double.commands + 1] = command
@@ -437,13 +553,105 @@ function api.GetSetProjectInfo(_, desc, value, is_set)
   if desc == "PROJECT_SRATE" then
     if is_set then double.project.sample_rate = value end
     return double.project.sample_rate
+  elseif desc == "PROJECT_SRATE_USE" then
+    if is_set then double.project.sample_rate_in_force = value ~= 0 end
+    return double.project.sample_rate_in_force and 1 or 0
   end
   return 0
 end
 
+--- is_loop false: the time selection; true: the loop points (linked to the time selection, as
+--- in Reaper's default, until a test sets double.project.loop_points).
 function api.GetSet_LoopTimeRange(is_set, is_loop, start_s, end_s, allow_autoseek)
-  if is_set then double.project.time_selection = { start_s, end_s } end
-  return double.project.time_selection[1], double.project.time_selection[2]
+  local p = double.project
+  if is_set then
+    if is_loop and p.loop_points then p.loop_points = { start_s, end_s } else p.time_selection = { start_s, end_s } end
+  end
+  local range = (is_loop and p.loop_points) or p.time_selection
+  return range[1], range[2]
+end
+
+--- -1 = query, 0 = clear, 1 = set, >1 = toggle; returns the new value.
+function api.GetSetRepeat(val)
+  if val == 0 then double.project.repeat_on = false
+  elseif val == 1 then double.project.repeat_on = true
+  elseif val > 1 then double.project.repeat_on = not double.project.repeat_on end
+  return double.project.repeat_on and 1 or 0
+end
+
+function api.IsProjectDirty(_) return double.dirty and 1 or 0 end
+function api.GetOS() return double.os end
+
+function api.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- Tempo map -----------------------------------------------------------------------------------
+-- double.project.tempo: markers at measure starts { measure, bpm (quarter notes per minute),
+-- num, denom }; each holds until the next. Every conversion goes through quarter notes (QN).
+
+local function tempo_segments()
+  local segments, qn, t = {}, 0, 0
+  local markers = double.project.tempo
+  for i, m in ipairs(markers) do
+    local seg = { measure = m.measure, bpm = m.bpm, num = m.num, denom = m.denom, qn = qn, time = t,
+      qn_per_measure = m.num * 4 / m.denom }
+    segments[i] = seg
+    local next_marker = markers[i + 1]
+    if next_marker then
+      local dq = (next_marker.measure - m.measure) * seg.qn_per_measure
+      qn, t = qn + dq, t + dq * 60 / m.bpm
+    end
+  end
+  return segments
+end
+
+local function segment_where(key, value)
+  local segments = tempo_segments()
+  local found = segments[1]
+  for _, seg in ipairs(segments) do if seg[key] <= value then found = seg end end
+  return found
+end
+
+function api.TimeMap2_QNToTime(_, qn)
+  local seg = segment_where("qn", qn)
+  return seg.time + (qn - seg.qn) * 60 / seg.bpm
+end
+function api.TimeMap_QNToTime(qn) return api.TimeMap2_QNToTime(0, qn) end
+
+function api.TimeMap2_timeToQN(_, t)
+  local seg = segment_where("time", t)
+  return seg.qn + (t - seg.time) * seg.bpm / 60
+end
+function api.TimeMap_timeToQN(t) return api.TimeMap2_timeToQN(0, t) end
+
+--- Returns the beats since the measure start (in the time signature's beats), the measure index,
+--- the beats per measure, the full beats since the project start, the denominator.
+function api.TimeMap2_timeToBeats(_, t)
+  local qn = api.TimeMap2_timeToQN(0, t)
+  local seg = segment_where("qn", qn)
+  local measures_in = math.floor((qn - seg.qn) / seg.qn_per_measure + 1e-9)
+  local measure = seg.measure + measures_in
+  local beats = (qn - seg.qn - measures_in * seg.qn_per_measure) * seg.denom / 4
+  return beats, measure, seg.num, qn * seg.denom / 4, seg.denom
+end
+
+--- Returns the measure's start time, its start and end in QN, time signature and tempo.
+function api.TimeMap_GetMeasureInfo(_, measure)
+  local seg = segment_where("measure", measure)
+  local qn_start = seg.qn + (measure - seg.measure) * seg.qn_per_measure
+  return api.TimeMap2_QNToTime(0, qn_start), qn_start, qn_start + seg.qn_per_measure, seg.num, seg.denom, seg.bpm
+end
+
+function api.CountTempoTimeSigMarkers(_) return #double.project.tempo end
+
+--- retval, timepos, measurepos, beatpos, bpm, timesig_num, timesig_denom, lineartempo
+function api.GetTempoTimeSigMarker(_, idx)
+  local seg = tempo_segments()[idx + 1]
+  if not seg then return false, -1, -1, -1, -1, -1, -1, false end
+  return true, seg.time, seg.measure, 0, seg.bpm, seg.num, seg.denom, false
 end
 api.GetSet_LoopTimeRange2 = function(_, ...) return api.GetSet_LoopTimeRange(...) end
 
@@ -473,15 +681,10 @@ function double.project_state()
     for ii, item in ipairs(track.items) do
       local takes = {}
       for ki, take in ipairs(item.takes) do
-        local ext = {}
-        for k, v in pairs(take.ext) do ext[k] = v end
-        takes[ki] = { guid = take.guid, name = take.name, source = take.source, startoffs_s = take.startoffs_s,
-          playrate = take.playrate, chanmode = take.chanmode, ext = ext }
+        takes[ki] = { guid = take.guid, name = take.name, source = take.source, values = copy(take.values),
+          ext = copy(take.ext) }
       end
-      local ext = {}
-      for k, v in pairs(item.ext) do ext[k] = v end
-      list[ii] = { guid = item.guid, position_s = item.position_s, length_s = item.length_s,
-        selected = item.selected, loop_source = item.loop_source, notes = item.notes, ext = ext,
+      list[ii] = { guid = item.guid, values = copy(item.values), notes = item.notes, ext = copy(item.ext),
         active = item.active and item.active.guid, takes = takes }
     end
     tracks[ti] = { guid = track.guid, items = list }
@@ -501,17 +704,12 @@ local function restore_state(state)
     for ii, it in ipairs(t.items) do
       local item = double.objects[it.guid] or register({ kind = "item", guid = it.guid })
       item.track, item.deleted = track, nil
-      item.position_s, item.length_s, item.selected = it.position_s, it.length_s, it.selected
-      item.loop_source, item.notes = it.loop_source, it.notes
-      item.ext = {}
-      for k, v in pairs(it.ext) do item.ext[k] = v end
+      item.values, item.notes, item.ext = copy(it.values), it.notes, copy(it.ext)
       item.takes, item.active = {}, nil
       for ki, tk in ipairs(it.takes) do
         local take = double.objects[tk.guid] or register({ kind = "take", guid = tk.guid })
         take.item, take.name, take.source = item, tk.name, tk.source
-        take.startoffs_s, take.playrate, take.chanmode = tk.startoffs_s, tk.playrate, tk.chanmode
-        take.ext = {}
-        for k, v in pairs(tk.ext) do take.ext[k] = v end
+        take.values, take.ext = copy(tk.values), copy(tk.ext)
         item.takes[ki] = take
         if tk.guid == it.active then item.active = take end
       end
@@ -548,6 +746,7 @@ function double.add_undo_point(description, flags, auto)
   double.undo_log[#double.undo_log + 1] = { description = description, flags = flags, changes = changes,
     state = double.project_state(), auto = auto or false }
   double.undo_position = #double.undo_log
+  double.dirty = true
   local script = double.current_script
   if script and not auto then script.undo_points = script.undo_points + 1 end
 end
@@ -666,27 +865,21 @@ function api.ValidatePtr(pointer, type_name) return api.ValidatePtr2(0, pointer,
 
 -- Items and takes ------------------------------------------------------------------------------
 
-local ITEM_VALUES = {
-  D_POSITION = "position_s", D_LENGTH = "length_s",
-}
-
 function api.GetMediaItemInfo_Value(item, parm)
-  if ITEM_VALUES[parm] then return item[ITEM_VALUES[parm]] end
-  if parm == "B_LOOPSRC" then return item.loop_source and 1 or 0 end
-  if parm == "B_UISEL" then return item.selected and 1 or 0 end
-  return 0
+  return item.values[parm] or 0 -- Reaper returns 0 for a name it does not know
 end
 
 function api.SetMediaItemInfo_Value(item, parm, value)
-  if ITEM_VALUES[parm] then item[ITEM_VALUES[parm]] = value
-  elseif parm == "B_LOOPSRC" then item.loop_source = value ~= 0
-  elseif parm == "B_UISEL" then item.selected = value ~= 0
-  else return false end
+  if ITEM_DEFAULTS[parm] == nil then return false end
+  item.values[parm] = value
   change("item_value", { item = item.guid, parm = parm, value = value })
   return true
 end
 
-function api.SetMediaItemSelected(item, selected) item.selected = selected end
+function api.SetMediaItemSelected(item, selected)
+  item.selected = selected
+  change("item_value", { item = item.guid, parm = "B_UISEL", value = selected and 1 or 0 })
+end
 
 function api.GetSetMediaItemInfo_String(item, parm, value, set)
   if parm == "GUID" then
@@ -735,19 +928,13 @@ end
 
 function api.TakeIsMIDI(take) return take.source ~= nil and take.source.type == "MIDI" end
 
-local TAKE_VALUES = { D_STARTOFFS = "startoffs_s", D_PLAYRATE = "playrate", I_CHANMODE = "chanmode" }
-
 function api.GetMediaItemTakeInfo_Value(take, parm)
-  local field = TAKE_VALUES[parm]
-  if field then return take[field] end
-  if parm == "D_VOL" then return 1 end
-  return 0
+  return take.values[parm] or 0
 end
 
 function api.SetMediaItemTakeInfo_Value(take, parm, value)
-  local field = TAKE_VALUES[parm]
-  if not field then return false end
-  take[field] = value
+  if TAKE_DEFAULTS[parm] == nil then return false end
+  take.values[parm] = value
   change("take_value", { item = take.item.guid, take = take.guid, parm = parm, value = value })
   return true
 end
@@ -797,6 +984,20 @@ function api.GetMediaSourceNumChannels(source) return source.channels or 0 end
 function api.GetMediaSourceLength(source) return source.length_s or 0, false end
 function api.GetMediaSourceType(source, _) return source.type end
 
+--- retval (true for a section or reversed source), offset, length, reversed.
+function api.PCM_Source_GetSectionInfo(source)
+  local section = source.section
+  if not section then return false, 0, source.length_s or 0, false end
+  return true, section.offset_s, section.length_s, section.reversed
+end
+
+--- Stretch markers: take.stretch_markers = { { pos_s, srcpos_s }, ... } (tests set them).
+function api.GetTakeNumStretchMarkers(take) return #(take.stretch_markers or {}) end
+
+--- Take FX and take envelopes: take.fx = { name, ... }, take.envelopes = { name, ... } (tests set them).
+function api.TakeFX_GetCount(take) return #(take.fx or {}) end
+function api.CountTakeEnvelopes(take) return #(take.envelopes or {}) end
+
 --- mode 0 begins (nonzero = more to do), mode 1 works (returns the percentage still to do),
 --- mode 2 finishes.
 function api.PCM_Source_BuildPeaks(source, mode)
@@ -816,12 +1017,6 @@ end
 
 -- A snapshot for assertions (plain data, JSON friendly) ----------------------------------------
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
 function double.snapshot()
   local tracks = {}
   for ti, track in ipairs(double.project.tracks) do
@@ -834,10 +1029,14 @@ function double.snapshot()
           startoffs_s = take.startoffs_s, playrate = take.playrate, ext = copy(take.ext),
           active = item.active == take, peaks_built = take.source and take.source.peaks_built or false,
           sample_rate = take.source and take.source.sample_rate or 0,
+          channels = take.source and take.source.channels or 0,
+          source_length_s = take.source and take.source.length_s or 0,
+          values = copy(take.values),
         }
       end
       list[#list + 1] = { guid = item.guid, position_s = item.position_s, length_s = item.length_s,
-        selected = item.selected, ext = copy(item.ext), takes = takes }
+        selected = item.selected, loop_source = item.loop_source, ext = copy(item.ext), takes = takes,
+        values = copy(item.values) }
     end
     tracks[ti] = { guid = track.guid, items = list }
   end
@@ -860,7 +1059,9 @@ function double.snapshot()
     console = table.concat(double.console), exec_log = double.exec_log, dialogs = double.dialogs,
     ext_state = ext, toggle_states = double.toggle_states, errors = double.errors,
     ui_refresh_prevented = double.ui_refresh_prevented, undo_depth = double.undo_depth,
-    scripts = scripts, commands = double.commands,
+    scripts = scripts, commands = double.commands, dirty = double.dirty,
+    changes_outside_undo = #double.changes - double.changes_at_last_point,
+    status_frames = double.status_frames, gfx_open = double.gfx_state.open,
   }
 end
 

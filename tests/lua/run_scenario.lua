@@ -19,6 +19,7 @@ local socket = require("socket")
 package.loaded["vampbridge_json"], package.loaded["vampbridge_osc"] = nil, nil
 
 reaper = double.api
+gfx = double.gfx
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -28,6 +29,8 @@ local function read(path)
 end
 
 local P = assert(json.decode(read(arg[2])))
+-- Reaper's resource path (logs of the auto-start command go there): the test's own folder.
+if P.tmp then double.resource_path = P.tmp .. "/resource" end
 local H = { out = {} }
 
 function H.script_path(action) return scripts_dir .. "VampBridge - " .. action .. ".lua" end
