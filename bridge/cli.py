@@ -224,10 +224,29 @@ def cmd_models(args):
 
 
 def cmd_serve(args):
+    if args.remote or args.http:
+        from .remote import serve as remote_serve
+
+        if args.remote and args.http:
+            raise CliError("--remote and --http do not go together: --http serves this machine's GPU, "
+                           "--remote uses another's")
+        _require_extra("aiohttp" if args.http else None, "remote")
+        return remote_serve.serve_relay(args) if args.remote else remote_serve.serve_with_http(args)
     from .osc.server import serve
 
     return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
                  data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune) or 0
+
+
+def _require_extra(module, extra):
+    """A one-line error naming the pip extra when an optional dependency is missing."""
+    if module is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise CliError(f"this needs {module}, which is not installed: pip install 'vampbridge[{extra}]' "
+                       f"(or pip install {module})")
 
 
 def cmd_gui(args):
@@ -319,6 +338,11 @@ def build_parser():
     p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="at start, forget finished jobs older than N days whose results were all "
                         "delivered; their files stay (default: 30)")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve jobs over HTTP for a remote relay "
+                   "(docs/http.md); --token is required beyond loopback")
+    p.add_argument("--max-upload-mb", type=float, default=512.0, help="with --http: largest region upload")
+    p.add_argument("--remote", metavar="URL", help="run jobs on the HTTP service at URL (with its --token); "
+                   "REAPER talks to this local service as usual (docs/remote.md)")
     add_model_options(p)
     p.set_defaults(func=cmd_serve)
 
