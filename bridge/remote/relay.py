@@ -43,7 +43,8 @@ RELAY_CLIENT = "relay"
 class RemotePipeline:
     """A pipeline (`run`, `rerender`, `info`) for the local JobService that runs jobs remotely.
 
-    `cache_dir` keeps the region files cut from sources (named by hash; safe to delete).
+    `cache_dir` keeps the region files cut from sources (named by hash) and the remote's
+    recipes (by remote job and variation); both are safe to delete.
     `stats` counts uploads and downloads (per file) for tests and benchmarks.
     """
 
@@ -205,10 +206,10 @@ class RemotePipeline:
         k = int(data["variation"])
         output_dir = Path(request.output_dir) if request.output_dir else _default_render_dir()
         output_dir.mkdir(parents=True, exist_ok=True)
-        remote_recipe_path = self.cache_dir / f".recipe-{remote_job}-{k}.json"
-        self._download(remote_job, k, "recipe", remote_recipe_path)
+        remote_recipe_path = self.cache_dir / "recipes" / f"{remote_job}-{k}.json"
+        if not remote_recipe_path.is_file():  # kept: a repeated or resumed job needs it again
+            self._download(remote_job, k, "recipe", remote_recipe_path)
         remote_recipe = json.loads(remote_recipe_path.read_text())
-        remote_recipe_path.unlink(missing_ok=True)
         names = local_names(request, remote_recipe, output_dir)
         audio_path, recipe_path, tokens_path, fingerprint, token_fingerprint = names
         if not (audio_path.is_file() and _recipe_fingerprint(recipe_path) == fingerprint):
