@@ -163,6 +163,11 @@ def cmd_bounce(args):
     from .request import RequestError
 
     jobs = collect_inputs(args.inputs)
+    if args.ray is not None:
+        _require_extra("ray", "ray")
+        from .remote.ray_bounce import bounce_on_ray
+
+        return bounce_on_ray(args, jobs)
     pipeline = make_pipeline(args)
     summary = []
     for n, (source, overrides) in enumerate(jobs, 1):
@@ -299,6 +304,10 @@ def build_parser():
     p = sub.add_parser("bounce", help="vamp many files, folders or a JSON job list; resumable")
     p.add_argument("inputs", nargs="+")
     add_vamp_options(p)
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run on a Ray cluster: one worker per GPU (auto = a local cluster on this machine)")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="with --ray: number of workers "
+                   "(default: one per GPU, else 1)")
     p.set_defaults(func=cmd_bounce)
 
     p = sub.add_parser("rerender", help="rebuild a variation from its recipe, optionally with other effects")
