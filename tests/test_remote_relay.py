@@ -137,3 +137,32 @@ def test_a_remote_restart_mid_job_is_recovered_and_the_job_finishes(tmp_path, ti
     downloads = relay.pipeline.stats["downloads"]
     assert all(n == 1 for n in downloads.values()), downloads
     assert relay.pipeline.stats["uploads"] == 1
+
+
+def test_rerender_through_the_relay_uses_the_local_recipe(tmp_path, remote):
+    source = write_test_wav(tmp_path / "media" / "loop.wav", seconds=0.4)
+    out = tmp_path / "project" / "renders"
+    with Relay(tmp_path / "laptop", remote.url) as relay, \
+            OscClient(port=relay.port, name="reaper") as c:
+        rid = c.request("vamp", *vamp_args(source, seed=21, output_dir=out, sampling=FAST))
+        _, (first,) = _results(c, rid)
+        rid2 = c.request("rerender", "reaper:test", first.args[3], "lofi", -1, "", "{i}", "{t}")
+        done, (again,) = _results(c, rid2)
+    assert done.args[1:] == (1, 0, "done")
+    assert again.args[7] == 21 and again.args[2] != first.args[2]
+    assert Path(again.args[2]).parent == out.resolve()
+    recipe = json.loads(Path(again.args[3]).read_text())
+    assert recipe["input"]["path"] == str(source.resolve()) and recipe["fx"] != {}
+    assert json.loads(Path(first.args[3]).read_text())["fx"] != recipe["fx"]
+
+
+def test_a_job_the_remote_refuses_fails_locally_with_its_code(tmp_path, tiny_models):
+    source = write_test_wav(tmp_path / "media" / "long.wav", seconds=2.0)
+    with HttpBridge(tmp_path / "gpu-box", tiny_models, max_upload_bytes=10_000) as small, \
+            Relay(tmp_path / "laptop", small.url) as relay, \
+            OscClient(port=relay.port, name="reaper") as c:
+        rid = c.request("vamp", *vamp_args(source, sampling=FAST))
+        error = c.wait_for("error", rid, timeout_s=60)
+        done = c.wait_for("done", rid, timeout_s=30)
+    assert error.args[1] == "too_large" and "limit" in error.args[2]
+    assert done.args[1:] == (0, 1, "failed")

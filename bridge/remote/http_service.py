@@ -350,11 +350,13 @@ class HttpService:
                                                "Cache-Control": "no-cache"})
         try:
             await response.prepare(request)
+            # The state is read before the replay: a job that has ended has all its variations
+            # in the replay; for one still running, later events are already queued.
+            job = self.service.job(job_id)
             (status,) = self.service.status(job_id)
             await _send_event(response, "status", status.to_dict())
             for record in self.service.store.variations(job_id):
                 await _send_event(response, "result", _record_json(record))
-            job = self.service.job(job_id)
             if job.state not in ACTIVE_STATES:
                 await _send_event(response, "done", _done_json(job.state, job.n_finished,
                                                                job.n_total))

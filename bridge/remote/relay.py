@@ -108,26 +108,29 @@ class RemotePipeline:
                 on_result(result)
             self._retrying(lambda: self.remote.ack(remote_job, k), cancel)
 
-        submitted = False
+        submitted = attached = False
         while True:
             if cancel():
                 self._cancel_remote(remote_job)
                 raise Cancelled()
             try:
                 if not submitted:
-                    self._submit(job, region, region_sha)
+                    attached = not self._submit(job, region, region_sha)
                     submitted = True
                 state = self._follow(remote_job, progress, on_remote_result, cancel)
             except RemoteUnavailable as e:
                 log.warning("remote job %s: %s; retrying", remote_job, e)
                 self._wait_for_remote(cancel)
                 continue
+            except RemoteError as e:  # refused (too large, bad token, ...): the job fails with its code
+                raise JobError(e.code, f"the remote service {self.remote.url} refused: {e.message}") from None
             if state == "cancelled_here":
                 self._cancel_remote(remote_job)
                 raise Cancelled()
             if set(todo) <= set(delivered):
                 return [delivered[k] for k in todo]
-            if state in ("interrupted", "cancelled"):
+            if state in ("interrupted", "cancelled") or (state == "failed" and attached):
+                attached = False  # a job that failed before this run is retried once
                 log.info("remote job %s is %s; resuming it", remote_job, state)
                 self._retrying(lambda: self.remote.resume(remote_job), cancel)
                 continue
@@ -174,7 +177,8 @@ class RemotePipeline:
                           "request": _remote_fields(request)}, sort_keys=True, default=str)
         return f"{self.client_name}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
-    def _submit(self, job: dict, region: Path, region_sha: str) -> None:
+    def _submit(self, job: dict, region: Path, region_sha: str) -> bool:
+        """Upload the region if needed and submit; False if the remote job already existed."""
         if not self.remote.has_region(region_sha):
             self.remote.upload_region(region_sha, region)
             with self._stats_lock:
@@ -183,8 +187,10 @@ class RemotePipeline:
         try:
             self.remote.submit(job)
         except RemoteError as e:
-            if e.code != "job_exists":  # else: submitted before (a retry, a resume): follow it
-                raise JobError(e.code, f"the remote service refused the job: {e.message}") from None
+            if e.code != "job_exists":
+                raise
+            return False  # submitted before (a retry, a resume, the same request): follow it
+        return True
 
     def _follow(self, remote_job: str, progress, on_result, cancel) -> str:
         """Read the job's events until `done`; returns the remote state, or `cancelled_here`."""
@@ -255,6 +261,8 @@ class RemotePipeline:
         while True:
             try:
                 return call()
+            except RemoteError as e:
+                raise JobError(e.code, f"the remote service {self.remote.url} refused: {e.message}") from None
             except RemoteUnavailable as e:
                 if cancel():
                     raise Cancelled() from None

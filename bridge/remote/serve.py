@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
 
 DEFAULT_HTTP_PORT = 9080
@@ -80,12 +81,15 @@ def serve_with_http(args) -> int:
 
 def serve_relay(args) -> int:
     """The local OSC service for REAPER, with every job run by the remote HTTP service."""
-    from bridge.osc.server import serve
+    from bridge.osc.server import is_loopback, serve
     from bridge.remote.relay import RemotePipeline
 
     data_dir = Path(args.data_dir) if args.data_dir else _data_dir()
     name = "".join(ch for ch in socket.gethostname() if ch.isalnum() or ch in "-.")[:40] or "laptop"
-    pipeline = RemotePipeline(args.remote, token=args.token or "", cache_dir=data_dir / "relay",
+    token = args.token or ""
+    if not token and is_loopback(urllib.parse.urlsplit(args.remote).hostname or ""):
+        token = loopback_secret()  # a service of this user on this machine
+    pipeline = RemotePipeline(args.remote, token=token, cache_dir=data_dir / "relay",
                               client_name=f"relay-{name}")
     # The token is the remote's; REAPER talks to this local service as to any other.
     return serve(host=args.host, port=args.port, token="", data_dir=args.data_dir,
