@@ -5,6 +5,7 @@ brings back equal a local run of the same request; a dropped connection and a re
 mid-job lose nothing and download nothing twice; a region is uploaded once."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,22 @@ def test_a_job_the_remote_refuses_fails_locally_with_its_code(tmp_path, tiny_mod
         done = c.wait_for("done", rid, timeout_s=30)
     assert error.args[1] == "too_large" and "limit" in error.args[2]
     assert done.args[1:] == (0, 1, "failed")
+
+
+def test_cancel_at_the_relay_cancels_the_remote_job(tmp_path, remote):
+    source = write_test_wav(tmp_path / "media" / "loop.wav", seconds=0.5)
+    with Relay(tmp_path / "laptop", remote.url) as relay, \
+            OscClient(port=relay.port, name="reaper") as c:
+        rid = c.request("vamp", *vamp_args(source, n_variations=6, sampling=SLOW))
+        c.wait_for("progress", rid, where=lambda r: r.args[2] != "loading", timeout_s=60)
+        c.wait_for("cancelled", c.request("cancel", rid))
+        done = c.wait_for("done", rid, timeout_s=60)
+    assert done.args[3] == "cancelled"
+    (remote_job,) = [j for j in remote.store.jobs() if j.client == "relay-test"]
+    for _ in range(100):  # the remote stops at its next sampling step
+        if remote.store.get_job(remote_job.job_id).state == "cancelled":
+            break
+        time.sleep(0.1)
+    assert remote.store.get_job(remote_job.job_id).state == "cancelled"
+    assert remote.store.get_job(remote_job.job_id).n_finished < 6
+    assert not list((tmp_path / "laptop" / "relay").glob("*.wav"))  # no region left behind

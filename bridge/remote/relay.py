@@ -43,8 +43,8 @@ RELAY_CLIENT = "relay"
 class RemotePipeline:
     """A pipeline (`run`, `rerender`, `info`) for the local JobService that runs jobs remotely.
 
-    `cache_dir` keeps the region files cut from sources (named by hash) and the remote's
-    recipes (by remote job and variation); both are safe to delete.
+    `cache_dir` holds the region file of the running job (cut from the source, named by its
+    hash) and keeps the remote's recipes (by remote job and variation; safe to delete).
     `stats` counts uploads and downloads (per file) for tests and benchmarks.
     """
 
@@ -73,7 +73,7 @@ class RemotePipeline:
     def run(self, request, *, on_progress=None, on_result=None, should_cancel=None,
             only_variations=None, **_ignored) -> list:
         """Make the request's variations on the remote service; see the module docstring."""
-        from bridge.pipeline import Cancelled, Progress
+        from bridge.pipeline import Progress
 
         request.validate()
         if request.seed is None:
@@ -83,6 +83,16 @@ class RemotePipeline:
         if on_progress is not None:
             on_progress(Progress(0.0, "loading", -1))
         region, region_sha = self._region_file(request)
+        try:
+            return self._run_remotely(request, region, region_sha, todo, on_progress, on_result,
+                                      cancel)
+        finally:
+            region.unlink(missing_ok=True)  # cut again from the source when needed
+
+    def _run_remotely(self, request, region: Path, region_sha: str, todo: list[int],
+                      on_progress, on_result, cancel) -> list:
+        from bridge.pipeline import Cancelled, Progress
+
         remote_job = self._remote_job_id(request, region_sha)
         job = {"job_id": remote_job, "client": self.client_name, "kind": "vamp",
                "priority": "interactive", "region_sha256": region_sha,
