@@ -17,11 +17,13 @@ TOKEN = "remote-test-token"
 
 
 class HttpBridge:
-    """A JobService with the real Pipeline (tiny weights), its OSC server and the HTTP service."""
+    """A JobService with the real Pipeline (tiny weights), its OSC server and the HTTP service,
+    as `vampbridge serve --http` runs them."""
 
     def __init__(self, data_dir: Path, model_dir: Path, *, token: str = TOKEN,
                  max_upload_bytes: int = 64 * 2**20) -> None:
         from bridge.jobs import JobService, JobStore
+        from bridge.osc.server import BridgeServer
         from bridge.pipeline import Pipeline
         from bridge.remote.http_service import HttpService
 
@@ -30,13 +32,16 @@ class HttpBridge:
                                   default_output_dir=data_dir / "renders")
         self.http = HttpService(self.service, root=data_dir / "remote", port=0, token=token,
                                 max_upload_bytes=max_upload_bytes)
+        self.osc = BridgeServer(self.service, host="127.0.0.1", port=0)
 
     def __enter__(self) -> "HttpBridge":
         self.service.start()
         self.http.start()
+        self.osc.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.osc.stop()
         self.http.stop()
         self.service.close()
         self.store.close()

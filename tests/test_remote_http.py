@@ -203,3 +203,20 @@ def test_cancel_and_resume_over_http(remote, region):
     done = [d for n, d in remote.events("http-cancel") if n == "done"]
     assert done[-1] == {"state": "done", "n_finished": 3, "n_failed": 0}
     assert remote.status("http-cancel")["state"] == "done"
+
+
+def test_one_job_model_and_store_behind_both_transports(remote, region, bridge):
+    from bridge.osc.client import OscClient
+
+    path, sha = region
+    remote.upload_region(sha, path)
+    remote.submit({"job_id": "both-1", "client": "both", "region_sha256": sha,
+                   "request": {"n_variations": 2, "seed": 3, "sampling": FAST}})
+    list(remote.events("both-1"))
+    with OscClient(port=bridge.osc.port, name="osc") as c:
+        status = json.loads(c.wait_for("status", c.request("status", "both-1")).args[1])
+        assert [(s["state"], s["n_finished"]) for s in status] == [("done", 2)]
+        assert c.wait_for("pending", c.request("pending", "both")).args[1] == 2
+        c.wait_for("acked", c.request("ack", "both-1", 1))
+    assert [r["variation"] for r in remote.pending("both")] == [0]
+    assert remote.status("both-1")["state"] == "done"

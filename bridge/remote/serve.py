@@ -58,11 +58,12 @@ def serve_with_http(args) -> int:
         print(f"vampbridge serve: --http {host} is not loopback: --token is required "
               "(give the same token to the relay)", file=sys.stderr)
         return 2
-    http_token = token or loopback_secret()
     data_dir = Path(args.data_dir) if args.data_dir else _data_dir()
     started: list = []
 
     def ready(server) -> None:
+        # Read now: the OSC service creates the per-user secret on its first start.
+        http_token = token or ("" if getattr(args, "no_token", False) else loopback_secret())
         http = HttpService(server.service, root=data_dir / "remote", host=host, port=port,
                            token=http_token, max_upload_bytes=int(args.max_upload_mb * 2**20))
         http.start()
