@@ -151,6 +151,7 @@ def test_rerender_through_the_relay_uses_the_local_recipe(tmp_path, remote):
         done, (again,) = _results(c, rid2)
     assert done.args[1:] == (1, 0, "done")
     assert again.args[7] == 21 and again.args[2] != first.args[2]
+    assert again.args[6] == first.args[6] + " lofi"  # named after its new chain, as locally
     assert Path(again.args[2]).parent == out.resolve()
     recipe = json.loads(Path(again.args[3]).read_text())
     assert recipe["input"]["path"] == str(source.resolve()) and recipe["fx"] != {}

@@ -71,7 +71,7 @@ class RemotePipeline:
                 "models": hello.get("models", []), "presets": hello.get("presets", {})}
 
     def run(self, request, *, on_progress=None, on_result=None, should_cancel=None,
-            only_variations=None, **_ignored) -> list:
+            only_variations=None, take_suffix: str = "", **_ignored) -> list:
         """Make the request's variations on the remote service; see the module docstring."""
         from bridge.pipeline import Progress
 
@@ -85,12 +85,12 @@ class RemotePipeline:
         region, region_sha = self._region_file(request)
         try:
             return self._run_remotely(request, region, region_sha, todo, on_progress, on_result,
-                                      cancel)
+                                      cancel, take_suffix)
         finally:
             region.unlink(missing_ok=True)  # cut again from the source when needed
 
     def _run_remotely(self, request, region: Path, region_sha: str, todo: list[int],
-                      on_progress, on_result, cancel) -> list:
+                      on_progress, on_result, cancel, take_suffix: str) -> list:
         from bridge.pipeline import Cancelled, Progress
 
         remote_job = self._remote_job_id(request, region_sha)
@@ -112,7 +112,7 @@ class RemotePipeline:
             k = int(data["variation"])
             if k not in todo or k in delivered:
                 return
-            result = self._fetch(request, remote_job, data, region_sha)
+            result = self._fetch(request, remote_job, data, take_suffix)
             delivered[k] = result
             if on_result is not None:
                 on_result(result)
@@ -158,14 +158,16 @@ class RemotePipeline:
         from bridge.pipeline import request_from_recipe
 
         request, index = request_from_recipe(recipe_path)
+        suffix = ""
         if fx is not None:
-            request.fx = fx
+            request.fx = fx  # the take is named after its new chain, as Pipeline.rerender names it
+            suffix = fx if isinstance(fx, str) and fx.strip() and fx.strip()[0] not in "[{@" else "fx"
         if seed is not None:
             request.seed = int(seed) - index
         if output_dir is not None:
             request.output_dir = str(output_dir)
         return self.run(request, on_progress=on_progress, should_cancel=should_cancel,
-                        only_variations=[index])[0]
+                        only_variations=[index], take_suffix=suffix)[0]
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class RemotePipeline:
                 return str(data["state"])
         raise RemoteUnavailable("the event stream ended without `done`")
 
-    def _fetch(self, request, remote_job: str, data: dict, region_sha: str):
+    def _fetch(self, request, remote_job: str, data: dict, take_suffix: str):
         """Download one finished variation into the local render folder, named as locally."""
         from bridge.pipeline import VariationResult
 
@@ -232,13 +234,15 @@ class RemotePipeline:
             self._download(remote_job, k, "audio", audio_path)
         if not tokens_path.is_file():
             self._download(remote_job, k, "tokens", tokens_path)
+        take_name = (str(remote_recipe.get("take_name", data.get("take_name", ""))) + " "
+                     + take_suffix).strip()
         local = localized_recipe(remote_recipe, request, audio_path, fingerprint, token_fingerprint)
+        local["take_name"] = take_name
         from bridge.atomic import atomic_file
 
         with atomic_file(recipe_path, "w") as f:
             json.dump(local, f, indent=2)
-        return VariationResult(k, int(data["seed"]), str(audio_path), str(recipe_path),
-                               str(remote_recipe.get("take_name", data.get("take_name", ""))))
+        return VariationResult(k, int(data["seed"]), str(audio_path), str(recipe_path), take_name)
 
     def _download(self, remote_job: str, k: int, kind: str, dest: Path) -> None:
         deadline = None if self.give_up_s is None else time.monotonic() + self.give_up_s
@@ -290,8 +294,7 @@ class RemotePipeline:
 def local_names(request, remote_recipe: dict, output_dir: Path):
     """(audio, recipe, tokens paths, fingerprint, token fingerprint) a local run of `request`
     with the remote's models would use."""
-    from bridge.audio import sha256_file
-    from bridge.pipeline import Pipeline, _tokens_path
+    from bridge.pipeline import Pipeline, _tokens_path, cached_sha256
 
     namer = Pipeline.__new__(Pipeline)  # naming only: no models are loaded
     namer._model_info = remote_recipe["models"]
@@ -299,7 +302,7 @@ def local_names(request, remote_recipe: dict, output_dir: Path):
     options, c2f_steps = request.sampling_options()
     seed = int(remote_recipe["seed"])
     token_fingerprint, fingerprint = namer._fingerprints(
-        request, recipe, options, c2f_steps, request.fx_chain(), sha256_file(request.source_path), seed)
+        request, recipe, options, c2f_steps, request.fx_chain(), cached_sha256(request.source_path), seed)
     audio_path, recipe_path = Pipeline._paths(output_dir, request.source_path, fingerprint, seed)
     return (audio_path, recipe_path, _tokens_path(output_dir, token_fingerprint), fingerprint,
             token_fingerprint)
@@ -308,14 +311,14 @@ def local_names(request, remote_recipe: dict, output_dir: Path):
 def localized_recipe(remote: dict, request, audio_path: Path, fingerprint: str,
                      token_fingerprint: str) -> dict:
     """The remote's recipe with what a local run records about the source and the files."""
-    from bridge.audio import sha256_file
+    from bridge.pipeline import cached_sha256
 
     recipe = json.loads(json.dumps(remote))
     recipe["fingerprint"] = fingerprint
     recipe["tokens"] = f"tokens/{token_fingerprint}.npz"
     recipe["request"] = request.to_dict()
     recipe["input"].update(path=str(Path(request.source_path).resolve()),
-                           sha256=sha256_file(request.source_path), start_s=request.start_s,
+                           sha256=cached_sha256(request.source_path), start_s=request.start_s,
                            length_s=request.length_s, playrate=request.playrate)
     recipe["output"]["path"] = str(audio_path)
     return recipe
