@@ -85,7 +85,8 @@ def test_oversized_malformed_and_mistyped_uploads_are_refused(bridge, tmp_path):
     assert (status, _error_code(body)) == (400, "bad_audio")
     status, body = _raw(bridge, "PUT", f"/v1/regions/{sha}", text, {**auth, "Content-Type": "text/plain"})
     assert (status, _error_code(body)) == (415, "bad_content_type")
-    status, body = _raw(bridge, "PUT", "/v1/regions/..%2F..%2Fetc", text, {**auth, "Content-Type": "audio/wav"})
+    wav = {**auth, "Content-Type": "audio/wav"}
+    status, body = _raw(bridge, "PUT", "/v1/regions/..%2F..%2Fetc", text, wav)
     assert status in (400, 404)
     assert sorted(p.name for p in bridge.http.regions.folder.iterdir()) == sorted(
         p.name for p in bridge.http.regions.folder.glob("*.wav") if not p.name.startswith("."))
@@ -110,11 +111,12 @@ def test_malformed_jobs_and_client_paths_are_refused(remote, region, bridge):
     path, sha = region
     remote.upload_region(sha, path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    status, body = _raw(bridge, "POST", "/v1/jobs", b"{not json", {**auth, "Content-Type": "application/json"})
+    as_json = {**auth, "Content-Type": "application/json"}
+    status, body = _raw(bridge, "POST", "/v1/jobs", b"{not json", as_json)
     assert (status, _error_code(body)) == (400, "bad_request")
     status, body = _raw(bridge, "POST", "/v1/jobs", b"{}", {**auth, "Content-Type": "text/plain"})
     assert (status, _error_code(body)) == (415, "bad_content_type")
-    status, body = _raw(bridge, "POST", "/v1/jobs", b"[" * 2_000_000, {**auth, "Content-Type": "application/json"})
+    status, body = _raw(bridge, "POST", "/v1/jobs", b"[" * 2_000_000, as_json)
     assert (status, _error_code(body)) == (413, "too_large")
 
     def refused(job):
