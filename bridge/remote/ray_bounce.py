@@ -104,20 +104,24 @@ class RayBounce:
         options = {"num_gpus": 1, "num_cpus": 0} if n_gpus else {"num_cpus": cpus_per_worker}
         self._actor_class = ray.remote(**options)(VariationWorker)
         self._args = (str(model_dir), device if not n_gpus else (device or "cuda"), finetune)
-        self.workers = [self._new_worker() for _ in range(self.n_workers)]
+        self._pids: dict[int, int] = {}  # id(actor handle) -> its process id
+        self.workers = self._start_workers(self.n_workers)
         self._in_flight: dict = {}  # object ref -> (worker, task)
         self.n_retried = 0
         self._replacements = 0
 
-    def _new_worker(self):
-        return self._actor_class.remote(*self._args)
-
-    def in_flight_pids(self) -> list[int]:
-        """PIDs of the workers that hold a variation now (tests kill one)."""
+    def _start_workers(self, n: int) -> list:
+        """`n` new actors, started in parallel; returns once each has its process."""
         import ray
 
-        busy = {id(w): w for w, _ in self._in_flight.values()}
-        return [ray.get(w.pid.remote()) for w in busy.values()]
+        workers = [self._actor_class.remote(*self._args) for _ in range(n)]
+        for worker, pid in zip(workers, ray.get([w.pid.remote() for w in workers])):
+            self._pids[id(worker)] = pid
+        return workers
+
+    def in_flight_pids(self) -> list[int]:
+        """Process ids of the workers making a variation now (tests kill one)."""
+        return sorted({self._pids[id(w)] for w, _ in self._in_flight.values()})
 
     def run(self, inputs: list[PlannedInput], *,
             on_progress: Callable[[int, int], None] | None = None,
@@ -155,10 +159,11 @@ class RayBounce:
         idle = list(self.workers)
         while tasks or self._in_flight:
             while tasks and idle:
-                worker, task = idle.pop(), tasks.popleft()
+                task = tasks.popleft()
                 i, k = task
-                if outcomes[i].error is not None:
+                if outcomes[i].error is not None:  # that input failed: skip its other variations
                     continue
+                worker = idle.pop()
                 fields = _remote_fields(inputs[i].request)
                 ref = worker.run.remote(regions[i], fields, k)
                 self._in_flight[ref] = (worker, task)
@@ -194,7 +199,7 @@ class RayBounce:
         if self._replacements > MAX_REPLACEMENTS_PER_WORKER * self.n_workers:
             raise RuntimeError(f"Ray workers died {self._replacements} times; see the Ray logs "
                                "(out of memory? a node lost?)")
-        fresh = self._new_worker()
+        (fresh,) = self._start_workers(1)
         self.workers = [fresh if w is dead else w for w in self.workers]
         return fresh
 
