@@ -187,3 +187,30 @@ def test_cancel_at_the_relay_cancels_the_remote_job(tmp_path, remote):
     assert remote.store.get_job(remote_job.job_id).state == "cancelled"
     assert remote.store.get_job(remote_job.job_id).n_finished < 6
     assert not list((tmp_path / "laptop" / "relay").glob("*.wav"))  # no region left behind
+
+
+def test_vampbridge_serve_remote_is_the_relay(tmp_path, remote):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from remote_support import REPO
+
+    source = write_test_wav(tmp_path / "media" / "loop.wav", seconds=0.3)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VAMPBRIDGE_DATA_DIR": str(tmp_path / "laptop")}
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--remote",
+                             remote.url, "--token", TOKEN, "--data-dir", str(tmp_path / "laptop")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = next(int(m.group(1)) for line in proc.stdout
+                    if (m := re.search(r"listening on [\d.]+:(\d+)", line)))
+        with OscClient(port=port, name="reaper") as c:
+            rid = c.request("vamp", *vamp_args(source, sampling=FAST, output_dir=tmp_path / "out"))
+            done, (result,) = _results(c, rid)
+            hello = c.wait_for("hello", c.request("hello"))
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert done.args[1:] == (1, 0, "done") and Path(result.args[2]).is_file()
+    assert hello.args[3] == f"remote cpu at {remote.url}"
