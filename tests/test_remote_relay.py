@@ -214,3 +214,24 @@ def test_vampbridge_serve_remote_is_the_relay(tmp_path, remote):
         proc.wait(20)
     assert done.args[1:] == (1, 0, "done") and Path(result.args[2]).is_file()
     assert hello.args[3] == f"remote cpu at {remote.url}"
+
+
+def test_a_relay_restart_mid_job_resumes_the_same_remote_job(tmp_path, remote):
+    source = write_test_wav(tmp_path / "media" / "loop.wav", seconds=0.5)
+    laptop = tmp_path / "laptop"
+    with Relay(laptop, remote.url) as relay, OscClient(port=relay.port, name="reaper") as c:
+        rid = c.request("vamp", *vamp_args(source, client="reaper:p", n_variations=3, seed=2,
+                                           sampling=SLOW))
+        c.wait_for("progress", rid, where=lambda r: r.args[2] == "coarse", timeout_s=120)
+    # the relay stopped while the remote generated: the remote job is cancelled, not lost
+    with Relay(laptop, remote.url) as relay, OscClient(port=relay.port, name="reaper") as c:
+        status = json.loads(c.wait_for("status", c.request("status", rid)).args[1])[0]
+        assert status["state"] == "interrupted"
+        c.wait_for("accepted", c.request("resume", rid))
+        done, results = _results(c, rid, timeout_s=180)
+    assert done.args[1:] == (3, 0, "done")
+    assert sorted(r.args[1] for r in results) == [0, 1, 2]
+    assert [r.args[7] for r in sorted(results, key=lambda r: r.args[1])] == [2, 3, 4]
+    remote_jobs = [j for j in remote.store.jobs() if j.client == "relay-test"]
+    assert len(remote_jobs) == 1 and remote_jobs[0].state == "done"  # the same job, resumed
+    assert all(n == 1 for n in relay.pipeline.stats["downloads"].values())
