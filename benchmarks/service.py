@@ -12,6 +12,16 @@ a python-osc client beside it, and measures per `vamp` request:
 - `ping_ms`: a `ping` round trip, the transport alone;
 - `model_s`: the pipeline's own time for the job, for scale.
 
+and for the remote GPU set-up (`docs/remote.md`), with the relay (`serve --remote`) and the HTTP
+service (`serve --http`) both in this process, on loopback:
+
+- `relay_overhead_ms`: client sends `vamp` to the relay -> `done` at the client, minus the
+  remote pipeline's own time for the job (region cut and upload, submission, event stream,
+  downloads, recipe rewrite, the local store, OSC); `direct_overhead_ms` is the same measure for
+  the same job sent to a local service, for comparison;
+- `upload_ms_per_audio_s`: uploading a region (48 kHz stereo float32, as the relay sends it)
+  per second of audio, for a few lengths (`--upload-seconds`).
+
 Both client-side times include the loopback round trip, so they are upper bounds of the bridge's
 overhead. The target is < 50 ms for each. Prints a table and writes benchmarks/results/service.json.
 
@@ -137,6 +147,65 @@ def measure(args, workdir: Path) -> dict:
     return {"stats": stats, "device": info.get("device"), "models": info.get("models")}
 
 
+def measure_remote(args, workdir: Path) -> dict:
+    """Relay overhead per job and upload time per second of audio (see the module docstring)."""
+    import hashlib
+
+    from bridge.pipeline import Pipeline
+    from bridge.remote.http_client import RemoteClient
+    from bridge.remote.http_service import HttpService
+    from bridge.remote.relay import RemotePipeline
+
+    model_dir = Path(args.model) if args.model else workdir / "tiny"
+    source = write_clip(workdir / "remote-clip.wav", args.seconds)
+    remote_pipeline = TimedPipeline(Pipeline(model_dir=model_dir, device=args.device))
+    remote_store = JobStore(workdir / "remote" / "jobs.sqlite3")
+    remote = JobService(remote_pipeline, remote_store, default_output_dir=workdir / "remote" / "renders").start()
+    http = HttpService(remote, root=workdir / "remote" / "store", port=0, token="bench").start()
+    relay_store = JobStore(workdir / "relay" / "jobs.sqlite3")
+    relay = JobService(RemotePipeline(f"http://127.0.0.1:{http.port}", token="bench",
+                                      cache_dir=workdir / "relay" / "cache"),
+                       relay_store, default_output_dir=workdir / "relay" / "renders", preload=False).start()
+    relay_osc = BridgeServer(relay, port=0).start()
+    direct_osc = BridgeServer(remote, port=0).start()
+    sampling = json.dumps({"sampling_steps": args.steps, "c2f_sampling_steps": 2})
+    rows = {"relay_overhead_ms": [], "direct_overhead_ms": [], "upload_ms_per_audio_s": []}
+    try:
+        for name, port in (("relay_overhead_ms", relay_osc.port), ("direct_overhead_ms", direct_osc.port)):
+            with OscClient(port=port, name="reaper-bench") as client:
+                for i in range(args.warmup + args.remote_n):
+                    seed = 7000 * (i + 1)
+                    sent = time.perf_counter()
+                    rid = client.request("vamp", "reaper:bench", str(source), 0.0, 0.0, 1.0, 0, 0,
+                                         "", "", "", sampling, "", args.variations, seed, "")
+                    done = client.wait_for("done", rid, timeout_s=600)
+                    if done.args[3] != "done":
+                        raise RuntimeError(f"job {rid} ended {done.args}")
+                    if i >= args.warmup:
+                        total_ms = (done.received_s - sent) * 1000
+                        rows[name].append(total_ms - remote_pipeline.run_s[-1] * 1000)
+        client = RemoteClient(f"http://127.0.0.1:{http.port}", token="bench")
+        rng = np.random.default_rng(0)
+        for seconds in args.upload_seconds:
+            audio = (0.1 * rng.standard_normal((2, int(seconds * 48000)))).astype(np.float32)
+            from bridge.audio import write_audio_atomic
+            region = workdir / f"upload-{seconds}.wav"
+            write_audio_atomic(region, audio, 48000, bit_depth="float32")
+            sha = hashlib.sha256(region.read_bytes()).hexdigest()
+            start = time.perf_counter()
+            client.upload_region(sha, region)
+            rows["upload_ms_per_audio_s"].append((time.perf_counter() - start) * 1000 / seconds)
+    finally:
+        direct_osc.stop()
+        relay_osc.stop()
+        relay.close()
+        relay_store.close()
+        http.stop()
+        remote.close()
+        remote_store.close()
+    return {name: summary(values) for name, values in rows.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=20, help="measured requests")
@@ -146,12 +215,16 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=4, help="coarse sampling steps")
     p.add_argument("--model", default=None, help="model folder (default: tiny random weights)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--remote-n", type=int, default=10, help="measured jobs through the relay (0 = skip)")
+    p.add_argument("--upload-seconds", type=float, nargs="+", default=[10.0, 60.0, 300.0],
+                   help="region lengths for the upload measure")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "service.json"))
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="vampbridge-bench-") as tmp:
         os.environ.setdefault("VAMPBRIDGE_DATA_DIR", tmp)
         measured = measure(args, Path(tmp))
+        remote_stats = measure_remote(args, Path(tmp)) if args.remote_n > 0 else {}
     stats = measured["stats"]
     overheads = ("request_to_first_progress_ms", "written_to_result_ms", "result_to_done_ms")
     ok = all(stats[name]["p95"] < TARGET_MS for name in overheads)
@@ -164,9 +237,16 @@ def main(argv=None) -> int:
         print(f"{name:32} {s['median']:9.2f} {p95} {s['max']:9.2f}")
     print(f"target: p95 < {TARGET_MS:.0f} ms for the bridge's overheads: "
           f"{'PASS' if ok else 'FAIL'}")
+    if remote_stats:
+        print(f"\nremote GPU set-up on loopback ({args.remote_n} jobs; uploads of "
+              f"{', '.join(f'{s:g}' for s in args.upload_seconds)} s of 48 kHz stereo float32)")
+        print(f"{'measure':32} {'median':>9} {'p95':>9} {'max':>9}")
+        for name, s in remote_stats.items():
+            print(f"{name:32} {s['median']:9.2f} {s['p95']:9.2f} {s['max']:9.2f}")
 
     report = {
         "benchmark": "service", "target_ms": TARGET_MS, "pass": ok, "stats": stats,
+        "remote": remote_stats,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "device": measured["device"], "models": measured["models"],
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

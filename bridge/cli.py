@@ -163,6 +163,11 @@ def cmd_bounce(args):
     from .request import RequestError
 
     jobs = collect_inputs(args.inputs)
+    if args.ray is not None:
+        _require_extra("ray", "ray")
+        from .remote.ray_bounce import bounce_on_ray
+
+        return bounce_on_ray(args, jobs)
     pipeline = make_pipeline(args)
     summary = []
     for n, (source, overrides) in enumerate(jobs, 1):
@@ -225,10 +230,29 @@ def cmd_models(args):
 
 
 def cmd_serve(args):
+    if args.remote or args.http:
+        from .remote import serve as remote_serve
+
+        if args.remote and args.http:
+            raise CliError("--remote and --http do not go together: --http serves this machine's GPU, "
+                           "--remote uses another's")
+        _require_extra("aiohttp" if args.http else None, "remote")
+        return remote_serve.serve_relay(args) if args.remote else remote_serve.serve_with_http(args)
     from .osc.server import serve
 
     return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
                  data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune) or 0
+
+
+def _require_extra(module, extra):
+    """A one-line error naming the pip extra when an optional dependency is missing."""
+    if module is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise CliError(f"this needs {module}, which is not installed: pip install 'vampbridge[{extra}]' "
+                       f"(or pip install {module})")
 
 
 def cmd_gui(args):
@@ -281,6 +305,10 @@ def build_parser():
     p = sub.add_parser("bounce", help="vamp many files, folders or a JSON job list; resumable")
     p.add_argument("inputs", nargs="+")
     add_vamp_options(p)
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run on a Ray cluster: one worker per GPU (auto = a local cluster on this machine)")
+    p.add_argument("--ray-workers", type=int, metavar="N", help="with --ray: number of workers "
+                   "(default: one per GPU, else 1)")
     p.set_defaults(func=cmd_bounce)
 
     p = sub.add_parser("rerender", help="rebuild a variation from its recipe, optionally with other effects")
@@ -322,6 +350,11 @@ def build_parser():
     p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="at start, forget finished jobs older than N days whose results were all "
                         "delivered; their files stay (default: 30)")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve jobs over HTTP for a remote relay "
+                   "(docs/http.md); --token is required beyond loopback")
+    p.add_argument("--max-upload-mb", type=float, default=512.0, help="with --http: largest region upload")
+    p.add_argument("--remote", metavar="URL", help="run jobs on the HTTP service at URL (with its --token); "
+                   "REAPER talks to this local service as usual (docs/remote.md)")
     add_model_options(p)
     p.set_defaults(func=cmd_serve)
 

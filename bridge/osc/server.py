@@ -394,21 +394,21 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
           model_dir: str | Path | None = None, device: str | None = None,
           data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None, *,
           ready: Callable[[BridgeServer], None] | None = None,
-          stop: threading.Event | None = None) -> int:
+          stop: threading.Event | None = None, pipeline=None) -> int:
     """Run the service until SIGINT/SIGTERM (or `stop` is set); returns an exit status.
 
     `data_dir` holds the job database `jobs.sqlite3` (default: `bridge.paths.jobs_db_path()`,
     in the user data folder); jobs that ended over `keep_days` ago, every result acknowledged,
     are removed from it at start (their files stay); `model_dir`/`device`/`finetune` go to the
-    pipeline. Prints one line `VampBridge OSC service listening on HOST:PORT` when ready (and
-    calls `ready(server)`). The running job is left `interrupted` on the way out.
+    pipeline (a given `pipeline` is used instead: the relay's `RemotePipeline`). Prints one line
+    `VampBridge OSC service listening on HOST:PORT` when ready (and calls `ready(server)`). The running job is left `interrupted` on the way out.
     """
     from bridge.paths import jobs_db_path
     from bridge.pipeline import Pipeline
 
     store = JobStore(Path(data_dir) / "jobs.sqlite3" if data_dir else jobs_db_path())
-    service = JobService(Pipeline(model_dir=model_dir, device=device, finetune=finetune), store,
-                         keep_days=keep_days)
+    pipeline = pipeline or Pipeline(model_dir=model_dir, device=device, finetune=finetune)
+    service = JobService(pipeline, store, keep_days=keep_days)
     stop = stop or threading.Event()
     server = BridgeServer(service, host=host, port=port, token=token)
     service.start()
