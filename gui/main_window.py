@@ -9,12 +9,14 @@ top of the window that says what went wrong and what to do.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
+from PyQt6.QtCore import Qt, QTimer, QUrl, pyqtSignal
+from PyQt6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
                              QScrollBar, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
@@ -25,14 +27,14 @@ from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
 from .playback import Player
-from .reaper_link import send_takes
+from .reaper_link import ListenerUnavailable, send_takes
 from .recipe_io import EditorSettings, load_settings, save_settings
 from .recipe_panel import RecipePanel
 from .sampling_panel import SamplingPanel
 from .settings import ConnectionSettings, Settings
 from .settings_dialog import SettingsDialog
 from .time_view import TimeView
-from .variations_panel import Variation, VariationsPanel, changed_tokens
+from .variations_panel import Variation, VariationsPanel, changed_tokens, clip_key, variations_on_disk
 from .workers import run_in_background
 
 AUDIO_FILTER = "Audio (*.wav *.wave *.flac *.aif *.aiff *.mp3 *.ogg);;All files (*)"
@@ -40,38 +42,99 @@ GENERATE_MERGE_ID = 1
 LIVE_MERGE_WINDOW_S = 2.0  # live edits closer together than this are one undo step
 NOTICE_INFO_MS = 8000
 
+log = logging.getLogger(__name__)
+
 
 class NoticeBar(QFrame):
-    """A dismissable banner: errors stay until closed, information fades after a few seconds."""
+    """A banner floating over the top of the window's content, so showing or hiding it never moves
+    a button under the pointer. Errors stay until closed or until the problem they name is fixed
+    (`clear(key)`); information closes by itself after a few seconds, but never while the pointer
+    is on it. One action button (e.g. Cancel for a long send) can ride along."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("notice")
+        self.key = ""
+        self.level = ""
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self._action = None
+        self.action_button.clicked.connect(self._run_action)
         close = QToolButton()
         close.setText("✕")
-        close.clicked.connect(self.hide)
+        close.setToolTip("Close this message")
+        close.clicked.connect(self.dismiss)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 4, 4, 4)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button)
         layout.addWidget(close)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.hide)
+        self._timer.setInterval(NOTICE_INFO_MS)
+        self._timer.timeout.connect(self._expire)
         self.hide()
 
-    def show_message(self, text: str, level: str = "error"):
+    def show_message(self, text: str, level: str = "error", key: str = "", action=None):
+        """`action`: (button text, callback) or None. `level` "busy": stays until replaced."""
+        self.key, self.level = key, level
         self.label.setText(text)
-        self.setProperty("level", level)
+        self.setProperty("level", "info" if level == "busy" else level)
         self.style().unpolish(self)
         self.style().polish(self)
+        self._action = action[1] if action else None
+        self.action_button.setText(action[0] if action else "")
+        self.action_button.setVisible(action is not None)
         self.show()
-        if level == "error":
-            self._timer.stop()
-        else:
-            self._timer.start(NOTICE_INFO_MS)
+        self.raise_()
+        self.place()
+        self._timer.stop()
+        if level == "info" and not self.underMouse():
+            self._timer.start()
+
+    def clear(self, key: str):
+        """The problem `key` was fixed: take its banner away (other banners stay)."""
+        if key and self.key == key and not self.isHidden():
+            self.dismiss()
+
+    def dismiss(self):
+        self._timer.stop()
+        self.key = self.level = ""
+        self._action = None
+        self.hide()
+
+    def place(self):
+        """Across the top of the parent, as tall as the text needs."""
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        width = max(200, parent.width() - 16)
+        self.setFixedWidth(width)
+        height = self.layout().heightForWidth(width) if self.layout().hasHeightForWidth() else self.sizeHint().height()
+        self.setGeometry(8, 4, width, max(height, self.sizeHint().height()))
+
+    def _run_action(self):
+        action, self._action = self._action, None
+        self.action_button.setEnabled(True)
+        if action is not None:
+            action()
+
+    def _expire(self):
+        if self.underMouse():  # being read: wait until the pointer leaves
+            return
+        self.dismiss()
+
+    def enterEvent(self, event):  # noqa: N802
+        self._timer.stop()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event):  # noqa: N802
+        if self.level == "info" and not self.isHidden():
+            self._timer.start()
+        super().leaveEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -79,6 +142,7 @@ class MainWindow(QMainWindow):
     mask_generated = pyqtSignal()
     notice_shown = pyqtSignal(str, str)  # text, level
     takes_sent = pyqtSignal(list)
+    variations_reloaded = pyqtSignal(int)  # how many variations of the opened clip were found on disk
 
     def __init__(self, bridge=None, settings: Settings | None = None, player: Player | None = None, parent=None):
         super().__init__(parent)
@@ -100,6 +164,7 @@ class MainWindow(QMainWindow):
         self.scrollbar = QScrollBar(Qt.Orientation.Horizontal)
         self.readout = QLabel("Open a clip: File > Open, drop a file here, or “Open in editor” in Reaper")
         self.readout.setObjectName("readout")
+        self.readout.setWordWrap(True)  # a long summary wraps instead of widening the window
         self.recipe_panel = RecipePanel()
         self.sampling_panel = SamplingPanel()
         self.jobs_panel = JobsPanel()
@@ -117,6 +182,8 @@ class MainWindow(QMainWindow):
         self.variations_panel.set_playback(self.player.available, self.player.reason)
         self.variations_panel.set_send_enabled(False, "Open the clip from Reaper (VampBridge: Open in editor) "
                                                       "to send takes back to its item")
+        self._open_url = QDesktopServices.openUrl  # the system player / file manager (tests replace it)
+        self._send_cancel: threading.Event | None = None
         if bridge is not None:
             self._connect_bridge(bridge)
 
@@ -247,27 +314,41 @@ class MainWindow(QMainWindow):
             side_layout.addWidget(label)
             side_layout.addWidget(panel)
         side_layout.addStretch(1)
-        side_layout.addWidget(self.vamp_button)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(side)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(side.minimumSizeHint().width() + 16)  # never cut the fields off
+        self.side_scroll = scroll
+        # The panels scroll; the Vamp button stays below them, always in view.
+        side_column = QWidget()
+        side_column.setObjectName("side")
+        column = QVBoxLayout(side_column)
+        column.setContentsMargins(0, 0, 0, 6)
+        column.setSpacing(4)
+        column.addWidget(scroll, 1)
+        vamp_row = QHBoxLayout()
+        vamp_row.setContentsMargins(8, 0, 8, 0)
+        vamp_row.addWidget(self.vamp_button)
+        column.addLayout(vamp_row)
 
         self.side_split = QSplitter(Qt.Orientation.Horizontal)
         self.side_split.addWidget(self.main_split)
-        self.side_split.addWidget(scroll)
+        self.side_split.addWidget(side_column)
         self.side_split.setStretchFactor(0, 1)
         self.side_split.setSizes([1000, 340])
+        for split in (self.editor_split, self.bottom_split, self.main_split, self.side_split):
+            split.setChildrenCollapsible(False)
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.notice)
         layout.addWidget(self.side_split, 1)
         self.setCentralWidget(central)
+        self.notice.setParent(central)  # floats over the content: no layout shift (see NoticeBar)
+        self.notice.hide()
 
         self.osc_label = QLabel("OSC: starting…")
         self.engine_label = QLabel("engine: loading models…")
@@ -296,6 +377,8 @@ class MainWindow(QMainWindow):
         vp.send_clicked.connect(self.send_to_reaper)
         vp.export_clicked.connect(self.choose_export)
         vp.load_recipe_clicked.connect(lambda v: self.load_recipe(v.recipe_path))
+        vp.open_external_clicked.connect(lambda v: self._open_url(QUrl.fromLocalFile(v.audio_path)))
+        vp.reveal_clicked.connect(lambda v: self._open_url(QUrl.fromLocalFile(str(Path(v.audio_path).parent))))
         self.player.playing_changed.connect(self._on_playing_changed)
 
     def _connect_bridge(self, bridge):
@@ -357,7 +440,8 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            screen = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1440, screen.width()) if screen else 1440, min(900, screen.height()) if screen else 900)
         for name in ("editor_split", "bottom_split", "main_split", "side_split"):
             state = s.get_bytes(f"window/{name}")
             if state is not None:
@@ -390,6 +474,11 @@ class MainWindow(QMainWindow):
             pass
         s.sync()
 
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if not self.notice.isHidden():
+            self.notice.place()
+
     def closeEvent(self, event):  # noqa: N802
         self.save_settings()
         self.player.stop()
@@ -397,10 +486,14 @@ class MainWindow(QMainWindow):
 
     # -- notices -------------------------------------------------------------------------------
 
-    def show_notice(self, text: str, level: str = "error"):
-        self.notice.show_message(text, level)
+    def show_notice(self, text: str, level: str = "error", key: str = "", action=None):
+        """A banner; `key` names the problem so that fixing it clears the banner (`clear_notice`)."""
+        self.notice.show_message(text, level, key, action)
         self.statusBar().showMessage(text.split("\n")[0], 10000)
         self.notice_shown.emit(text, level)
+
+    def clear_notice(self, key: str):
+        self.notice.clear(key)
 
     # -- opening clips -------------------------------------------------------------------------
 
@@ -434,14 +527,34 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"VampBridge — {clip.name}")
         origin = " (from Reaper)" if clip.from_reaper else ""
         self.statusBar().showMessage(f"Opened {clip.describe()}{origin}", 6000)
-        if clip.from_reaper:
-            self.variations_panel.set_send_enabled(True)
-        else:
-            self.variations_panel.set_send_enabled(False, "This clip was opened from a file: open it from Reaper "
-                                                          "(VampBridge: Open in editor) to send takes back")
+        self.variations_panel.set_tokens_shown(False)  # the tokens of another clip's variation
+        self.variations_panel.set_open_clip(self.open_clip_key(), clip.from_reaper,
+                                            "" if clip.from_reaper else
+                                            "This clip was opened from a file: open it from Reaper "
+                                            "(VampBridge: Open in editor) to send takes back")
+        self._last_request = None
         self._update_vamp_button()
         self.clip_loaded.emit(clip)
         self.generate_mask(live=False, first=True)
+        self._reload_variations(clip)
+
+    def _reload_variations(self, clip: Clip):
+        """List the clip's variations found in its render folder (after a restart, or made by
+        another run), from their recipes."""
+        from bridge.paths import default_render_dir
+
+        folder = self.sampling_panel.output_dir.text().strip() or str(default_render_dir())
+        key = self.open_clip_key()
+
+        def show(found):
+            if clip is not self.clip:
+                return
+            for variation in found:
+                self.variations_panel.add(variation)
+            self.variations_reloaded.emit(len(found))
+
+        run_in_background(variations_on_disk, folder, key, on_result=show,
+                          on_error=lambda e: log.warning("could not list %s: %s", folder, e))
 
     def _on_open_request(self, request):
         """Reaper's "open in editor": load that region, remember the item for sending takes back."""
@@ -740,27 +853,60 @@ class MainWindow(QMainWindow):
         self.show_notice(f"Exported {len(variations)} variation(s) to {folder}", "info")
         return copied
 
-    def send_to_reaper(self, variations):
-        if not variations:
-            self.show_notice("Tick the variations to send first.", "info")
-            return
-        fallback = self.clip.item_guid if self.clip is not None else ""
-        takes = [(v.item_guid or fallback, v.audio_path, v.recipe_path, v.take_name) for v in variations]
-        if not all(t[0] for t in takes):
-            self.show_notice("These variations don't belong to a Reaper item: open the clip from Reaper "
-                             "(VampBridge: Open in editor) and vamp it there or here.")
-            return
-        self.statusBar().showMessage(f"Sending {len(takes)} take(s) to Reaper…")
-        run_in_background(send_takes, takes, port=self.listener_port(), token=self.osc_token(),
-                          on_result=self._on_takes_sent,
-                          on_error=lambda e: self.show_notice(f"Could not reach Reaper: {e}"))
+    def open_clip_key(self) -> tuple | None:
+        clip = self.clip
+        return None if clip is None else clip_key(clip.path, clip.start_s, clip.length_s, clip.item_guid)
 
-    def _on_takes_sent(self, outcomes):
-        failed = [o for o in outcomes if not o.ok]
-        if failed:
-            self.show_notice("Reaper did not add " + "; ".join(f"{o.take_name}: {o.message}" for o in failed))
+    def send_to_reaper(self, variations):
+        """Add variations as takes of the open clip's Reaper item. Only variations made from that
+        clip (that item) go; the Listener is asked once whether it is there; a long send can be
+        cancelled from the banner."""
+        key = self.open_clip_key()
+        if self.clip is None or not self.clip.from_reaper:
+            self.show_notice("This clip was not opened from Reaper: open it there (VampBridge: Open in editor) "
+                             "to send takes back to its item.", "info")
+            return
+        mine = [v for v in variations if v.clip_key == key]
+        if not mine:
+            self.show_notice(f"None of the ticked variations were made from {self.clip.name} (the open clip): "
+                             "tick variations in its group (marked “open clip”) to send them.", "info")
+            return
+        if self._send_cancel is not None:
+            self.show_notice("Takes are being sent already; wait for them or press Cancel.", "info")
+            return
+        item_guid = self.clip.item_guid
+        takes = [(item_guid, v.audio_path, v.recipe_path, v.take_name) for v in mine]
+        cancel = self._send_cancel = threading.Event()
+        self.show_notice(f"Sending {len(takes)} take(s) of {self.clip.name} to Reaper…", "busy", key="send",
+                         action=("Cancel", cancel.set))
+        run_in_background(send_takes, takes, port=self.listener_port(), token=self.osc_token(),
+                          should_cancel=cancel.is_set,
+                          on_result=lambda outcomes: self._on_takes_sent(outcomes, len(takes)),
+                          on_error=self._on_send_failed)
+
+    def _on_send_failed(self, error):
+        self._send_cancel = None
+        if isinstance(error, ListenerUnavailable):
+            self.show_notice(f"{error}. Nothing was sent.", key="send")
         else:
-            self.show_notice(f"Added {len(outcomes)} take(s) in Reaper", "info")
+            self.show_notice(f"Could not reach Reaper: {error}. Nothing more was sent.", key="send")
+        self.takes_sent.emit([])
+
+    def _on_takes_sent(self, outcomes, n_asked: int):
+        cancelled = self._send_cancel is not None and self._send_cancel.is_set()
+        self._send_cancel = None
+        added = sum(o.ok for o in outcomes)
+        problems: dict[str, list[str]] = {}  # one line per distinct problem, not per take
+        for o in outcomes:
+            if not o.ok:
+                problems.setdefault(o.message, []).append(o.take_name)
+        if problems:
+            lines = [f"{len(names)} take(s) not added: {message}" for message, names in problems.items()]
+            self.show_notice(f"Added {added} of {n_asked} take(s) in Reaper. " + " · ".join(lines), key="send")
+        elif cancelled:
+            self.show_notice(f"Cancelled: added {added} of {n_asked} take(s) in Reaper.", "info", key="send")
+        else:
+            self.show_notice(f"Added {added} take(s) in Reaper", "info", key="send")
         self.takes_sent.emit(outcomes)
 
 
