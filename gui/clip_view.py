@@ -83,7 +83,7 @@ class ClipView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
-        self.setMinimumHeight(200)
+        self.setMinimumHeight(120)  # small screens: the splitter gives it more when there is room
 
         self.wave_plot.sigXRangeChanged.connect(self._on_plot_range)
         time_view.changed.connect(self._on_time_view)

@@ -15,9 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from PyQt6.QtCore import Qt, QTimer, QUrl, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
-from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
+from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+                             QScrollArea,
                              QScrollBar, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from bridge.request import VampRequest
@@ -56,6 +58,7 @@ class NoticeBar(QFrame):
         self.setObjectName("notice")
         self.key = ""
         self.level = ""
+        self._hovered = False
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -92,7 +95,7 @@ class NoticeBar(QFrame):
         self.raise_()
         self.place()
         self._timer.stop()
-        if level == "info" and not self.underMouse():
+        if level == "info" and not self._hovered:
             self._timer.start()
 
     def clear(self, key: str):
@@ -123,15 +126,17 @@ class NoticeBar(QFrame):
             action()
 
     def _expire(self):
-        if self.underMouse():  # being read: wait until the pointer leaves
+        if self._hovered:  # being read: wait until the pointer leaves
             return
         self.dismiss()
 
     def enterEvent(self, event):  # noqa: N802
+        self._hovered = True
         self._timer.stop()
         super().enterEvent(event)
 
     def leaveEvent(self, event):  # noqa: N802
+        self._hovered = False
         if self.level == "info" and not self.isHidden():
             self._timer.start()
         super().leaveEvent(event)
@@ -150,10 +155,17 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.player = player or Player(self)
         self.clip: Clip | None = None
+        self._last_request: dict | None = None  # the previous Vamp's request: an identical one is refused
         self._job_sources: dict[str, str] = {}
         self._generation = 0
         self._last_live_generate_s = 0.0
         self._loading_path = ""
+        self._painting_choice: str | None = None  # "replace" or "combine" until the next hand edit
+        self._pending_generated = None
+        self.painting_prompt: QMessageBox | None = None
+        self.quit_prompt: QMessageBox | None = None
+        self._quit_confirmed = False
+        self.painting_prompt_buttons: dict = {}
         self.setWindowTitle("VampBridge")
         self.setAcceptDrops(True)
 
@@ -176,6 +188,8 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_layout()
+        self.grid.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.grid.setFocus()  # the tool keys work from the start
         self._connect()
         self._restore_settings()
         self._update_vamp_button()
@@ -226,13 +240,17 @@ class MainWindow(QMainWindow):
         self.zoom_in_action = action("Zoom in", lambda: self.time_view.zoom(0.5), "Ctrl+=")
         self.zoom_out_action = action("Zoom out", lambda: self.time_view.zoom(2.0), "Ctrl+-")
         self.vamp_action = action("Vamp", self.vamp, "Ctrl+Return", "Make variations")
+        # Listening keys: single keys like the tools (a focused text field keeps its own typing).
+        self.play_action = action("Play / stop", self.play_or_stop, "Space", "Play the selected variation, or stop")
+        self.ab_action = action("A/B", self.toggle_ab, "A", "Switch between the variation and the original")
+        self.roll_action = action("Roll seed", self.sampling_panel.roll_seed, "D", "A new random seed")
 
         self.tool_group = QActionGroup(self)
         self.tool_actions = {}
         for tool, text, key, tip in ((TOOL_BRUSH, "Brush", "B", "Paint tokens to regenerate (right drag erases)"),
                                      (TOOL_ERASER, "Eraser", "E", "Paint tokens to keep"),
                                      (TOOL_RECT, "Rectangle", "R", "Drag a time × codebook box to regenerate "
-                                                                   "(Alt or right drag: keep)")):
+                                                                   "(right drag or Shift+drag: keep; Alt too)")):
             a = QAction(text, self)
             a.setCheckable(True)
             a.setShortcut(QKeySequence(key))
@@ -245,6 +263,10 @@ class MainWindow(QMainWindow):
         self.brush_size.setSuffix(" px")
         self.brush_size.setPrefix("size ")
         self.brush_size.setToolTip("Brush radius in screen pixels (0 = one pixel: exact single cells when zoomed in)")
+        # The tool keys (B/E/R) must reach the window at start: the size field takes the keyboard
+        # only when clicked, and gives it back to the grid when its edit is done.
+        self.brush_size.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.brush_size.editingFinished.connect(lambda: self.grid.setFocus())
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -263,7 +285,12 @@ class MainWindow(QMainWindow):
         view = menu.addMenu("&View")
         for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
             view.addAction(a)
-        menu.addMenu("&Vamp").addAction(self.vamp_action)
+        vamp_menu = menu.addMenu("&Vamp")
+        for a in (self.vamp_action, self.roll_action):
+            vamp_menu.addAction(a)
+        listen = menu.addMenu("&Listen")
+        for a in (self.play_action, self.ab_action):
+            listen.addAction(a)
 
         bar = self.addToolBar("Edit")
         bar.setObjectName("editToolbar")
@@ -357,6 +384,11 @@ class MainWindow(QMainWindow):
 
     def _connect(self):
         self.mask_model.changed.connect(self._update_readout)
+        self.mask_model.hand_edited.connect(self._on_hand_edit)
+        self.mask_model.fields_restored.connect(self._on_fields_restored)
+        self.recipe_panel.fields_edited.connect(self._check_fields)
+        self.recipe_panel.undo_requested.connect(self.mask_model.undo_stack.undo)
+        self.recipe_panel.redo_requested.connect(self.mask_model.undo_stack.redo)
         self.mask_model.reset_done.connect(self._update_readout)
         self.time_view.changed.connect(self._sync_scrollbar)
         self.scrollbar.valueChanged.connect(self._on_scrollbar)
@@ -480,9 +512,37 @@ class MainWindow(QMainWindow):
             self.notice.place()
 
     def closeEvent(self, event):  # noqa: N802
+        """Quitting while jobs run asks first (they would be left interrupted, to resume later)."""
+        active = self.jobs_panel.active_jobs()
+        if active and self.isVisible() and not self._quit_confirmed:
+            event.ignore()
+            self._ask_to_quit(len(active))
+            return
         self.save_settings()
         self.player.stop()
         super().closeEvent(event)
+
+    def _ask_to_quit(self, n_active: int):
+        if self.quit_prompt is not None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Quit VampBridge?",
+                          f"{n_active} job(s) are queued or running. Quit anyway? They stop now and are "
+                          "listed as interrupted at the next start, where Resume finishes them.", parent=self)
+        self.quit_prompt_button = box.addButton("Quit", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep working", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def chosen(button):
+            self.quit_prompt = None
+            if button is self.quit_prompt_button:
+                self._quit_confirmed = True
+                self.close()
+
+        box.buttonClicked.connect(chosen)
+        box.finished.connect(box.deleteLater)
+        self.quit_prompt = box
+        box.open()
 
     # -- notices -------------------------------------------------------------------------------
 
@@ -588,33 +648,115 @@ class MainWindow(QMainWindow):
 
     def generate_mask(self, live: bool = False, first: bool = False):
         """Build the recipe's mask for variation 1 (the seed) on the thread pool, then apply it as
-        one undo step (live edits in quick succession merge into one)."""
+        one undo step (live edits in quick succession merge into one). A live edit over a
+        hand-painted mask asks first whether to replace the painting or combine with it."""
         if self.clip is None:
             return
         try:
             recipe = self.recipe_panel.recipe()
         except ValueError as e:
-            self.show_notice(f"The mask settings are not valid: {e}")
+            self.show_notice(f"The mask settings are not valid: {e}", key="mask_fields")
             return
+        self.clear_notice("mask_fields")
         self._generation += 1
         generation, clip, seed = self._generation, self.clip, self.sampling_panel.seed.value()
 
         def apply(cells):
             if generation != self._generation or clip is not self.clip:
                 return  # a newer edit or clip superseded this one
-            now = time.monotonic()
-            merge = GENERATE_MERGE_ID if live and now - self._last_live_generate_s < LIVE_MERGE_WINDOW_S else -1
-            self._last_live_generate_s = now if live else 0.0
+            if live and self.mask_model.is_hand_painted():
+                if self._painting_choice is None:
+                    self._ask_about_painting(cells, recipe)
+                else:
+                    self._apply_over_painting(cells, recipe, self._painting_choice)
+                return
             name = recipe.preset or "custom"
             if first:
                 self.mask_model.reset(clip.n_frames, cells, recipe)
             else:
-                self.mask_model.replace(cells, recipe, f"Generate mask ({name})", merge_id=merge)
-            self.mask_generated.emit()
+                self.mask_model.replace(cells, recipe, f"Generate mask ({name})", merge_id=self._merge_id(live))
+            self._after_generate()
 
         run_in_background(build_recipe_mask, recipe, clip.n_frames, seed, clip.engine_audio,
                           on_result=apply,
                           on_error=lambda e: self.show_notice(f"Could not build the mask: {e}"))
+
+    def _merge_id(self, live: bool) -> int:
+        now = time.monotonic()
+        merge = GENERATE_MERGE_ID if live and now - self._last_live_generate_s < LIVE_MERGE_WINDOW_S else -1
+        self._last_live_generate_s = now if live else 0.0
+        return merge
+
+    def _after_generate(self):
+        self.variations_panel.set_tokens_shown(False)  # another mask: an old variation's tint misleads
+        self.mask_generated.emit()
+
+    def _ask_about_painting(self, cells, recipe):
+        """A live edit's mask waits while the musician decides what happens to their painting."""
+        self._pending_generated = (cells, recipe, self.clip)
+        if self.painting_prompt is not None:
+            return  # asked already; the newest edit's mask is the one applied
+        box = QMessageBox(QMessageBox.Icon.Question, "Painted mask",
+                          "The mask has cells painted by hand. Replace the painting with the generator's "
+                          "mask, or combine them (painted cells stay as painted, the generator decides "
+                          "the rest)? The choice holds until you paint again; Undo brings the painting back.",
+                          parent=self)
+        buttons = {"replace": box.addButton("Replace painting", QMessageBox.ButtonRole.DestructiveRole),
+                   "combine": box.addButton("Combine", QMessageBox.ButtonRole.AcceptRole),
+                   "keep": box.addButton("Keep painting", QMessageBox.ButtonRole.RejectRole)}
+        box.setDefaultButton(buttons["combine"])
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.buttonClicked.connect(lambda button: self._on_painting_choice(
+            next(name for name, b in buttons.items() if b is button)))
+        box.finished.connect(box.deleteLater)
+        self.painting_prompt, self.painting_prompt_buttons = box, buttons
+        box.open()
+
+    def _on_painting_choice(self, choice: str):
+        self.painting_prompt = None
+        pending, self._pending_generated = self._pending_generated, None
+        if choice == "keep":  # the fields go back to the mask they describe
+            fields = self.mask_model.state.fields
+            if fields is not None:
+                self.recipe_panel.set_recipe(fields)
+            return
+        self._painting_choice = choice
+        if pending is not None and pending[2] is self.clip:
+            self._apply_over_painting(pending[0], pending[1], choice)
+
+    def _apply_over_painting(self, cells, recipe, choice: str):
+        model = self.mask_model
+        name = recipe.preset or "custom"
+        if choice == "combine":
+            hand = model.hand_edits()
+            combined = np.where(hand, model.cells, cells)
+            model.replace(combined, None, f"Combine mask ({name}) with painting", merge_id=self._merge_id(True),
+                          base=np.ascontiguousarray(cells, dtype=np.uint8), fields=recipe)
+        else:
+            model.replace(cells, recipe, f"Generate mask ({name}) over painting", merge_id=self._merge_id(True))
+        self._after_generate()
+
+    def _on_hand_edit(self):
+        self._painting_choice = None  # new painting: ask again before a generator touches it
+
+    def _on_fields_restored(self, fields):
+        self.recipe_panel.set_recipe(fields)
+        try:
+            self.recipe_panel.recipe()
+            self.clear_notice("mask_fields")
+        except ValueError:
+            pass
+
+    def _check_fields(self):
+        """Every field edit: a banner about invalid fields goes as soon as they are valid again."""
+        try:
+            self.recipe_panel.recipe()
+        except ValueError as e:
+            if not self.recipe_panel.live.isChecked():
+                return  # said when Generate is pressed
+            self.show_notice(f"The mask settings are not valid: {e}", key="mask_fields")
+            return
+        self.clear_notice("mask_fields")
 
     def _on_seed_changed(self, _seed):
         # The grid shows variation 1's mask, which a random recipe draws from the seed.
@@ -729,19 +871,33 @@ class MainWindow(QMainWindow):
                            item_guid=clip.item_guid, take_guid=clip.take_guid)
 
     def vamp(self) -> str | None:
-        """Queue a job with the current clip, mask and settings; returns its id (None on error)."""
+        """Queue a job with the current clip, mask and settings; returns its id (None on error, or
+        when the request is identical to the previous one). Afterwards the seed moves on past the
+        seeds used, unless it is locked, so the next Vamp makes new variations."""
         if self.clip is None or self.bridge is None:
             self.show_notice("Open a clip first (File > Open, or drop an audio file on the window).")
             return None
         try:
             request = self.build_request()
+        except Exception as e:  # RequestError carries a message for a person
+            self.show_notice(f"Could not start the job: {e}")
+            return None
+        if self._last_request is not None and request.to_dict() == self._last_request:
+            self.show_notice(f"This Vamp is identical to the previous one (seed {request.seed}, same mask and "
+                             "settings): its variations are listed already. Unlock the seed or change a setting "
+                             "for new ones.", "info", key="identical")
+            return None
+        try:
             job_id = self.bridge.submit(request)
         except Exception as e:  # RequestError/JobError carry a message for a person
             self.show_notice(f"Could not start the job: {e}")
             return None
+        self._last_request = request.to_dict()
         self._job_sources[job_id] = self.clip.path
         self.jobs_panel.add_job(job_id, self.clip.path, "gui", request.n_variations)
-        self.statusBar().showMessage(f"Queued {request.n_variations} variation(s) of {self.clip.name}", 4000)
+        self.statusBar().showMessage(f"Queued {request.n_variations} variation(s) of {self.clip.name} "
+                                     f"(seeds {request.seed}–{request.seed + request.n_variations - 1})", 4000)
+        self.sampling_panel.advance_seed(request.n_variations)
         return job_id
 
     def cancel_job(self, job_id: str):
@@ -795,6 +951,15 @@ class MainWindow(QMainWindow):
             return
         self._ab_original = False
         self.player.play(variation.audio_path)
+
+    def play_or_stop(self):
+        """Space: stop what plays, or play the selected variation."""
+        if self.player.current_path:
+            self.player.stop()
+            return
+        variation = self.variations_panel.current()
+        if variation is not None:
+            self.play_variation(variation)
 
     def toggle_ab(self):
         """Switch between the selected variation (B) and the original region (A), same position."""

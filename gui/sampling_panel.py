@@ -46,7 +46,10 @@ class SamplingPanel(QWidget):
         self.mask_temperature.setToolTip("Randomness of which tokens are committed first at each step")
         self.seed = QSpinBox(); self.seed.setRange(0, MAX_SEED - MAX_VARIATIONS_SPAN)
         self.seed.setToolTip("Variation k uses seed + k; the mask shown is variation 1's")
-        self.dice = QToolButton(); self.dice.setText("Roll"); self.dice.setToolTip("New random seed")
+        self.dice = QToolButton(); self.dice.setText("Roll"); self.dice.setToolTip("New random seed (D)")
+        self.seed_lock = QCheckBox("Lock")
+        self.seed_lock.setToolTip("Keep this seed for the next Vamp; unlocked, every Vamp moves the seed on "
+                                  "past the variations it made, so the next Vamp makes new ones")
         self.variations = QSpinBox(); self.variations.setRange(1, 16)
         self.variations.setToolTip("How many variations one Vamp makes")
         self.fx = QComboBox()
@@ -65,7 +68,7 @@ class SamplingPanel(QWidget):
         form.addRow(self.top_p_on, self.top_p)
         form.addRow(self.typical, self.typical_mass)
         form.addRow("Mask temperature", self.mask_temperature)
-        form.addRow("Seed", _row(self.seed, self.dice, stretch_first=True))
+        form.addRow("Seed", _row(self.seed, self.dice, self.seed_lock, stretch_first=True))
         form.addRow("Variations", self.variations)
         form.addRow("Effects", self.fx)
         form.addRow("Output", _row(self.output_dir, browse, stretch_first=True))
@@ -98,6 +101,13 @@ class SamplingPanel(QWidget):
 
     def roll_seed(self):
         self.seed.setValue(random.randrange(0, self.seed.maximum()))
+
+    def advance_seed(self, n_variations: int):
+        """After a Vamp: the next one starts past the seeds just used (seed + k), unless locked."""
+        if self.seed_lock.isChecked():
+            return
+        following = self.seed.value() + n_variations
+        self.seed.setValue(following if following <= self.seed.maximum() else 0)
 
     # -- values -----------------------------------------------------------------------------
 
@@ -148,6 +158,7 @@ class SamplingPanel(QWidget):
         settings.set("sampling/variations", self.variations.value())
         settings.set("sampling/fx", self.fx.currentText() if self.fx.currentText() != CUSTOM_FX else "none")
         settings.set("sampling/output_dir", self.output_dir.text())
+        settings.set("sampling/seed_locked", self.seed_lock.isChecked())
 
     def restore(self, settings: Settings):
         self.set_sampling(settings.get_json("sampling/values", {}))
@@ -157,6 +168,7 @@ class SamplingPanel(QWidget):
         if self.fx.findText(fx) >= 0:
             self.fx.setCurrentText(fx)
         self.output_dir.setText(str(settings.get("sampling/output_dir", "")))
+        self.seed_lock.setChecked(settings.get_bool("sampling/seed_locked", False))
 
 
 def _row(*widgets, stretch_first=False):
