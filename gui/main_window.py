@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         self._loading_path = ""
         self._painting_choice: str | None = None  # "replace" or "combine" until the next hand edit
         self._pending_generated = None
+        self._hand_edits = 0  # counts strokes and boxes: a mask asked for before one is stale
         self.painting_prompt: QMessageBox | None = None
         self.quit_prompt: QMessageBox | None = None
         self._quit_confirmed = False
@@ -660,10 +661,11 @@ class MainWindow(QMainWindow):
         self.clear_notice("mask_fields")
         self._generation += 1
         generation, clip, seed = self._generation, self.clip, self.sampling_panel.seed.value()
+        hand_edits = self._hand_edits
 
         def apply(cells):
-            if generation != self._generation or clip is not self.clip:
-                return  # a newer edit or clip superseded this one
+            if generation != self._generation or clip is not self.clip or hand_edits != self._hand_edits:
+                return  # a newer edit, painting or clip superseded this one
             if live and self.mask_model.is_hand_painted():
                 if self._painting_choice is None:
                     self._ask_about_painting(cells, recipe)
@@ -731,12 +733,13 @@ class MainWindow(QMainWindow):
             hand = model.hand_edits()
             combined = np.where(hand, model.cells, cells)
             model.replace(combined, None, f"Combine mask ({name}) with painting", merge_id=self._merge_id(True),
-                          base=np.ascontiguousarray(cells, dtype=np.uint8), fields=recipe)
+                          hand=hand.copy(), fields=recipe)
         else:
             model.replace(cells, recipe, f"Generate mask ({name}) over painting", merge_id=self._merge_id(True))
         self._after_generate()
 
     def _on_hand_edit(self):
+        self._hand_edits += 1
         self._painting_choice = None  # new painting: ask again before a generator touches it
 
     def _on_fields_restored(self, fields):

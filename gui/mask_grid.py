@@ -38,11 +38,11 @@ UNDO_LIMIT = 100
 @dataclass(frozen=True)
 class MaskState:
     """What an undo step restores besides the cells: the recipe that generated them (None once
-    painted), the generated mask the painting started from (`base`, to tell hand edits apart),
-    and the generator fields shown in the Mask panel (`fields`)."""
+    painted), which cells were set by hand (`hand`, (14, T) bool, None = none), and the generator
+    fields shown in the Mask panel (`fields`)."""
 
     recipe: MaskRecipe | None = None
-    base: np.ndarray | None = None
+    hand: np.ndarray | None = None
     fields: MaskRecipe | None = None
 
 
@@ -74,11 +74,11 @@ class MaskModel(QObject):
         return self.cells.shape[1]
 
     def hand_edits(self) -> np.ndarray:
-        """(14, T) bool: the cells painted by hand over the last generated mask."""
-        if self.state.recipe is not None or self.state.base is None or self.state.base.shape != self.cells.shape:
-            return np.zeros(self.cells.shape, dtype=bool) if self.state.recipe is not None else \
-                np.ones(self.cells.shape, dtype=bool)
-        return self.cells != self.state.base
+        """(14, T) bool: the cells set by hand (strokes, boxes; everything after invert or clear)."""
+        hand = self.state.hand
+        if hand is None or hand.shape != self.cells.shape:
+            return np.zeros(self.cells.shape, dtype=bool)
+        return hand
 
     def is_hand_painted(self) -> bool:
         """True when the cells hold painting a generator would throw away."""
@@ -90,22 +90,23 @@ class MaskModel(QObject):
         """A new clip: a fresh grid and an empty undo history (edits of another clip can't apply)."""
         self.cells = np.ones((N_CODEBOOKS, n_frames), dtype=np.uint8) if cells is None else \
             np.ascontiguousarray(cells, dtype=np.uint8)
-        self.state = MaskState(recipe, self.cells.copy(), recipe)
+        self.state = MaskState(recipe, None, recipe)
         self.undo_stack.clear()
         self.reset_done.emit()
         self.changed.emit(0, self.n_frames, 0, N_CODEBOOKS)
 
     def replace(self, cells: np.ndarray, recipe: MaskRecipe | None, text: str, merge_id: int = -1,
-                base: np.ndarray | None = None, fields: MaskRecipe | None = None):
-        """Undoable: set every cell (generators, invert, clear, loading a painted mask). A recipe's
-        cells become the new base; `fields`: the generator fields that go with this step."""
+                hand: np.ndarray | None = None, fields: MaskRecipe | None = None):
+        """Undoable: set every cell (generators, invert, clear, loading a painted mask). `hand`:
+        the cells set by hand afterwards (default: none for a recipe, every cell otherwise);
+        `fields`: the generator fields that go with this step."""
         cells = np.ascontiguousarray(cells, dtype=np.uint8)
         if cells.shape != self.cells.shape:
             raise ValueError(f"mask is {cells.shape[0]} x {cells.shape[1]} but the clip's grid is "
                              f"{self.cells.shape[0]} x {self.cells.shape[1]}")
-        if base is None:
-            base = cells.copy() if recipe is not None else self.state.base
-        after = MaskState(recipe, base, fields if fields is not None else (recipe or self.state.fields))
+        if hand is None and recipe is None:
+            hand = np.ones(cells.shape, dtype=bool)
+        after = MaskState(recipe, hand, fields if fields is not None else (recipe or self.state.fields))
         self.undo_stack.push(CellsCommand(self, 0, self.n_frames, 0, N_CODEBOOKS, self.cells.copy(),
                                           cells, self.state, after, text, merge_id=merge_id))
 
@@ -125,11 +126,15 @@ class MaskModel(QObject):
             return
         before = self.cells[c0:c1, t0:t1].copy()
         after = np.full_like(before, value)
-        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, before, after, self.state, self._painted(), text))
+        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, before, after, self.state,
+                                          self._painted(t0, t1, c0, c1, None), text))
         self.hand_edited.emit()
 
-    def _painted(self) -> MaskState:
-        return MaskState(None, self.state.base, self.state.fields)
+    def _painted(self, t0, t1, c0, c1, touched) -> MaskState:
+        """The state after hand-setting the box (all of it, or the `touched` cells of it)."""
+        hand = self.hand_edits().copy()
+        hand[c0:c1, t0:t1] |= True if touched is None else touched
+        return MaskState(None, hand, self.state.fields)
 
     # -- strokes: painted live, recorded as one undo step when the mouse is released ---------
 
@@ -166,8 +171,8 @@ class MaskModel(QObject):
         new = self.cells[c0:c1, t0:t1].copy()
         if np.array_equal(old, new):
             return
-        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, old.copy(), new, self.state, self._painted(), text,
-                                          already_applied=True))
+        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, old.copy(), new, self.state,
+                                          self._painted(t0, t1, c0, c1, old != new), text, already_applied=True))
         self.hand_edited.emit()
 
     # -- used by the commands --------------------------------------------------------------
