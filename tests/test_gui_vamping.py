@@ -115,6 +115,7 @@ def test_cancel_keeps_the_finished_variations(qtbot, window, clip):
     window.sampling_panel.variations.setValue(6)
     job_id = window.vamp()
     qtbot.waitUntil(lambda: len(window.variations_panel.variations()) >= 1, timeout=JOB_TIMEOUT_MS)
+    assert window.jobs_panel.rows[job_id].bar.value() < 400  # the first came early, not with the last
     window.jobs_panel.rows[job_id].cancel.click()
     wait_done(qtbot, window, job_id)
     kept = window.variations_panel.variations()
