@@ -404,7 +404,9 @@ class VariationsPanel(QWidget):
         for button in (self.play, self.stop, self.ab, self.loop):
             if not available:
                 button.setToolTip(why)
-        self.no_audio.setText(f"Listening here is off: {why}. Use “Open in player” or “Reveal file”.")
+        short = why.split(";")[0].split(" (")[0].strip() or "no audio output"
+        self.no_audio.setText(f"Can't play here: {short}. Use “Open in player” or “Reveal file”.")
+        self.no_audio.setToolTip(why)  # the whole reason, with what to install
         self.no_audio.setVisible(not available)
         self._update_buttons()
 

@@ -180,7 +180,7 @@ def test_without_audio_output_the_reason_shows_and_the_system_player_is_offered(
     panel = window.variations_panel
     window.show()
     qtbot.waitExposed(window)
-    assert panel.no_audio.isVisible() and "no audio output device found" in panel.no_audio.text()
+    assert panel.no_audio.isVisible() and "Can't play here: no audio output device found" in panel.no_audio.text()
     assert not panel.play.isEnabled() and panel.open_external.isEnabled() and panel.reveal.isEnabled()
     opened = []
     window._open_url = lambda url: opened.append(url.toLocalFile()) or True
