@@ -17,6 +17,7 @@ from .time_view import TimeView
 
 WAVE_COLOR = "#7fb2ff"
 AXIS_COLOR = "#9aa6b5"
+SELECTION_COLOR = "#ffffff"
 
 
 class _TimeViewBox(pg.ViewBox):
@@ -32,6 +33,23 @@ class _TimeViewBox(pg.ViewBox):
         anchor = self.mapSceneToView(ev.scenePos()).x()
         self.time_view.zoom(0.8 ** steps, anchor)
         ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph's name
+        """Right drag selects a stretch of time (the part to regenerate in context, and loop)."""
+        if ev.button() != Qt.MouseButton.RightButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        a = self.mapSceneToView(ev.buttonDownScenePos()).x()
+        b = self.mapSceneToView(ev.scenePos()).x()
+        self.time_view.set_selection(a, b)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph's name
+        if ev.button() == Qt.MouseButton.RightButton:  # a right click without a drag clears it
+            ev.accept()
+            self.time_view.set_selection(None)
+            return
+        super().mouseClickEvent(ev)
 
 
 class ClipView(QWidget):
@@ -85,8 +103,33 @@ class ClipView(QWidget):
         layout.addWidget(self.graphics)
         self.setMinimumHeight(120)  # small screens: the splitter gives it more when there is room
 
+        # The time selection, drawn on both plots; its edges can be dragged.
+        self.selection_items = []
+        for plot in (self.wave_plot, self.spec_plot):
+            region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen(SELECTION_COLOR, width=1))
+            region.setZValue(10)
+            region.hide()
+            region.sigRegionChangeFinished.connect(self._on_region_moved)
+            plot.addItem(region)
+            self.selection_items.append(region)
+
         self.wave_plot.sigXRangeChanged.connect(self._on_plot_range)
         time_view.changed.connect(self._on_time_view)
+        time_view.selection_changed.connect(self._on_selection)
+
+    def _on_selection(self, start_frame: float, end_frame: float):
+        for region in self.selection_items:
+            region.blockSignals(True)
+            if start_frame < 0:
+                region.hide()
+            else:
+                region.setRegion((start_frame, end_frame))
+                region.show()
+            region.blockSignals(False)
+
+    def _on_region_moved(self, region):
+        a, b = region.getRegion()
+        self.time_view.set_selection(a, b)
 
     def _make_plot(self, row: int) -> pg.PlotItem:
         plot = self.graphics.addPlot(row=row, col=0, viewBox=_TimeViewBox(self.time_view))

@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWind
 
 from bridge.request import VampRequest
 
-from .clip import Clip, load_clip
+from .clip import Clip, frame_to_seconds, load_clip
 from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
@@ -32,7 +32,7 @@ from .playback import Player
 from .reaper_link import ListenerUnavailable, send_takes
 from .recipe_io import EditorSettings, load_settings, save_settings
 from .recipe_panel import RecipePanel
-from .sampling_panel import SamplingPanel
+from .sampling_panel import REQUEST_FIELDS, SamplingPanel
 from .settings import ConnectionSettings, Settings
 from .settings_dialog import SettingsDialog
 from .time_view import TimeView
@@ -392,6 +392,8 @@ class MainWindow(QMainWindow):
         self.recipe_panel.redo_requested.connect(self.mask_model.undo_stack.redo)
         self.mask_model.reset_done.connect(self._update_readout)
         self.time_view.changed.connect(self._sync_scrollbar)
+        self.time_view.selection_changed.connect(self._on_selection)
+        self.sampling_panel.clear_selection.clicked.connect(lambda: self.time_view.set_selection(None))
         self.scrollbar.valueChanged.connect(self._on_scrollbar)
         self.grid.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000) if text else None)
         self.brush_size.valueChanged.connect(lambda v: setattr(self.grid, "brush_radius_px", v))
@@ -406,6 +408,7 @@ class MainWindow(QMainWindow):
         vp.play_clicked.connect(self.play_variation)
         vp.stop_clicked.connect(self.player.stop)
         vp.ab_clicked.connect(self.toggle_ab)
+        vp.loop.toggled.connect(lambda *_: self._apply_loop())
         vp.changes_toggled.connect(self.show_variation_tokens)
         vp.send_clicked.connect(self.send_to_reaper)
         vp.export_clicked.connect(self.choose_export)
@@ -865,13 +868,34 @@ class MainWindow(QMainWindow):
         self.vamp_button.setText(f"Vamp  ×{n}")
         self.vamp_button.setEnabled(self.clip is not None and self.bridge is not None)
 
+    def time_options(self) -> dict:
+        """The time-aware options of the next Vamp (common contract): the selection to regenerate
+        in context as `regen_start_s`/`regen_length_s` in SOURCE-file seconds, `loop`, `stereo`."""
+        options = self.sampling_panel.time_options()
+        selection = self.time_view.selection
+        if selection is not None and self.clip is not None:
+            start_s = frame_to_seconds(selection[0])
+            end_s = min(frame_to_seconds(selection[1]), self.clip.duration_s)
+            options["regen_start_s"] = round(self.clip.start_s + start_s, 6)
+            options["regen_length_s"] = round(end_s - start_s, 6)
+        return options
+
     def build_request(self) -> VampRequest:
         clip, sp = self.clip, self.sampling_panel
+        # Only the options this engine's request takes (all of them once the time-aware engine is in).
+        extra = {k: v for k, v in self.time_options().items() if k in REQUEST_FIELDS}
         return VampRequest(source_path=clip.path, start_s=clip.start_s, length_s=clip.length_s,
                            playrate=clip.playrate, mask=self.mask_model.to_recipe().to_json(),
                            sampling=sp.sampling(), fx=sp.fx_value(), n_variations=sp.variations.value(),
                            seed=sp.seed.value(), output_dir=sp.output_dir.text().strip() or None,
-                           item_guid=clip.item_guid, take_guid=clip.take_guid)
+                           item_guid=clip.item_guid, take_guid=clip.take_guid, **extra)
+
+    def _on_selection(self, start_frame: float, end_frame: float):
+        self._apply_loop()
+        if start_frame < 0:
+            self.sampling_panel.show_selection(None)
+        else:
+            self.sampling_panel.show_selection(frame_to_seconds(start_frame), frame_to_seconds(end_frame))
 
     def vamp(self) -> str | None:
         """Queue a job with the current clip, mask and settings; returns its id (None on error, or
@@ -953,7 +977,16 @@ class MainWindow(QMainWindow):
             self.show_notice(self.player.reason)
             return
         self._ab_original = False
+        self._apply_loop()
         self.player.play(variation.audio_path)
+
+    def _apply_loop(self):
+        """The Loop button loops the time selection when there is one, else the whole file."""
+        selection = self.time_view.selection if self.clip is not None else None
+        if self.variations_panel.loop.isChecked() and selection is not None:
+            self.player.set_loop(True, frame_to_seconds(selection[0]), frame_to_seconds(selection[1]))
+        else:
+            self.player.set_loop(self.variations_panel.loop.isChecked())
 
     def play_or_stop(self):
         """Space: stop what plays, or play the selected variation."""

@@ -12,15 +12,32 @@ MIN_VISIBLE_FRAMES = 8.0
 
 
 class TimeView(QObject):
-    """[start_frame, end_frame) of a clip `n_frames` long; `changed` after every move."""
+    """[start_frame, end_frame) of a clip `n_frames` long; `changed` after every move.
+
+    Also the time selection (right drag on the waveform): the stretch to regenerate in context
+    and to loop; `selection_changed(start_frame, end_frame)`, (-1, -1) when cleared."""
 
     changed = pyqtSignal(float, float)
+    selection_changed = pyqtSignal(float, float)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.n_frames = 1
         self.start_frame = 0.0
         self.end_frame = 1.0
+        self.selection: tuple[float, float] | None = None
+
+    def set_selection(self, start_frame: float | None, end_frame: float | None = None) -> None:
+        """Select [start, end) frames inside the clip (None, or less than a frame, clears it)."""
+        if start_frame is None or end_frame is None:
+            selection = None
+        else:
+            a, b = sorted((min(max(0.0, start_frame), self.n_frames), min(max(0.0, end_frame), self.n_frames)))
+            selection = (a, b) if b - a >= 1.0 else None
+        if selection == self.selection:
+            return
+        self.selection = selection
+        self.selection_changed.emit(*(selection or (-1.0, -1.0)))
 
     @property
     def visible_frames(self) -> float:
@@ -28,6 +45,7 @@ class TimeView(QObject):
 
     def reset(self, n_frames: int) -> None:
         self.n_frames = max(1, int(n_frames))
+        self.set_selection(None)
         self.set_range(0.0, float(self.n_frames))
 
     def set_range(self, start_frame: float, end_frame: float) -> None:
