@@ -141,6 +141,14 @@ def test_the_list_groups_variations_per_clip_newest_first(qtbot, window, songs):
     open_from_reaper(qtbot, window, other, "{OTHER}")
     assert "open clip" in panel.tree.topLevelItem(1).text(0)
     assert panel.tree.topLevelItem(1).isExpanded()
+    # names are shown whole (the list scrolls sideways instead of cutting them)
+    window.resize(1280, 720)
+    window.show()
+    qtbot.waitExposed(window)
+    metrics = panel.tree.fontMetrics()
+    for k in range(top.childCount()):
+        item = top.child(k)
+        assert panel.tree.visualItemRect(item).width() >= metrics.horizontalAdvance(item.text(0))
 
 
 def test_send_without_a_listener_fails_fast_with_one_message(qtbot, window, songs):

@@ -188,4 +188,19 @@ def test_without_audio_output_the_reason_shows_and_the_system_player_is_offered(
     panel.reveal.click()
     current = panel.current()
     assert opened == [current.audio_path, str(Path(current.audio_path).parent)]
+    # the listening keys: Space plays (here: says why it can't), A switches A/B, D rolls the seed
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtWidgets import QApplication
+
+    window.activateWindow()
+    window.grid.setFocus()
+    QApplication.processEvents()
+    with qtbot.waitSignal(window.notice_shown, timeout=3000) as shown:
+        qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_Space)
+    assert "no audio output device found" in shown.args[0]
+    with qtbot.waitSignal(window.notice_shown, timeout=3000):
+        qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_A)
+    seed = window.sampling_panel.seed.value()
+    qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_D)
+    assert window.sampling_panel.seed.value() != seed
     window.close()
