@@ -146,6 +146,7 @@ class JobsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(holder)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink, ✕ stays in view
         self.empty = QLabel("No jobs yet. Paint a mask and press Vamp, or vamp from Reaper.")
         self.empty.setObjectName("dim")
         self.empty.setWordWrap(True)

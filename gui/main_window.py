@@ -316,6 +316,7 @@ class MainWindow(QMainWindow):
         grid_layout.addWidget(self.grid, 1)
         grid_layout.addWidget(self.scrollbar)
         grid_layout.addWidget(self.readout)
+        grid_layout.addWidget(self.variations_panel.legend)  # it explains the grid's colours: under the grid
 
         self.editor_split = QSplitter(Qt.Orientation.Vertical)
         self.editor_split.addWidget(self.clip_view)
@@ -325,12 +326,12 @@ class MainWindow(QMainWindow):
         self.bottom_split = QSplitter(Qt.Orientation.Horizontal)
         self.bottom_split.addWidget(_padded(self.jobs_panel))
         self.bottom_split.addWidget(_padded(self.variations_panel))
-        self.bottom_split.setSizes([330, 670])
+        self.bottom_split.setSizes([300, 700])
 
         self.main_split = QSplitter(Qt.Orientation.Vertical)
         self.main_split.addWidget(self.editor_split)
         self.main_split.addWidget(self.bottom_split)
-        self.main_split.setSizes([560, 240])
+        self.main_split.setSizes([520, 300])
 
         side = QWidget()
         side.setObjectName("side")

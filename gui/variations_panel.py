@@ -231,7 +231,7 @@ class VariationsPanel(QWidget):
         self.send = QPushButton("Send to Reaper")
         self.send.setObjectName("accent")
         self.export = QPushButton("Export…")
-        self.legend = QLabel(LEGEND)
+        self.legend = QLabel(LEGEND)  # the window shows it under the grid
         self.legend.setObjectName("dim")
         self.legend.setWordWrap(True)
         self.legend.hide()
@@ -257,14 +257,13 @@ class VariationsPanel(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tree)
         split.addWidget(self.details)
-        split.setSizes([300, 300])
+        split.setSizes([380, 220])
         split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
         layout.addWidget(split, 1)
         layout.addWidget(self.no_audio)
-        layout.addWidget(self.legend)
         layout.addLayout(transport)
 
         self.play.clicked.connect(lambda: self.current() and self.play_clicked.emit(self.current()))
@@ -405,7 +404,7 @@ class VariationsPanel(QWidget):
             if not available:
                 button.setToolTip(why)
         short = why.split(";")[0].split(" (")[0].strip() or "no audio output"
-        self.no_audio.setText(f"Can't play here: {short}. Use “Open in player” or “Reveal file”.")
+        self.no_audio.setText(f"Can't play here: {short} (see the tooltip). Open in player or Reveal file instead.")
         self.no_audio.setToolTip(why)  # the whole reason, with what to install
         self.no_audio.setVisible(not available)
         self._update_buttons()
