@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer, QUrl, pyqtSignal
+from PyQt6.QtCore import Qt, QUrl, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
                              QScrollArea,
-                             QScrollBar, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
+                             QScrollBar, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from bridge.request import VampRequest
 
@@ -28,13 +27,14 @@ from .clip import Clip, frame_to_seconds, load_clip
 from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
+from .notice import NoticeBar
 from .playback import Player
-from .reaper_link import ListenerUnavailable, send_takes
 from .recipe_io import EditorSettings, load_settings, save_settings
 from .recipe_panel import RecipePanel
 from .sampling_panel import REQUEST_FIELDS, SamplingPanel
 from .settings import ConnectionSettings, Settings
 from .settings_dialog import SettingsDialog
+from .take_sender import TakeSender
 from .time_view import TimeView
 from .variations_panel import Variation, VariationsPanel, changed_tokens, clip_key, variations_on_disk
 from .workers import run_in_background
@@ -42,104 +42,8 @@ from .workers import run_in_background
 AUDIO_FILTER = "Audio (*.wav *.wave *.flac *.aif *.aiff *.mp3 *.ogg);;All files (*)"
 GENERATE_MERGE_ID = 1
 LIVE_MERGE_WINDOW_S = 2.0  # live edits closer together than this are one undo step
-NOTICE_INFO_MS = 8000
 
 log = logging.getLogger(__name__)
-
-
-class NoticeBar(QFrame):
-    """A banner floating over the top of the window's content, so showing or hiding it never moves
-    a button under the pointer. Errors stay until closed or until the problem they name is fixed
-    (`clear(key)`); information closes by itself after a few seconds, but never while the pointer
-    is on it. One action button (e.g. Cancel for a long send) can ride along."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("notice")
-        self.key = ""
-        self.level = ""
-        self._hovered = False
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.action_button = QPushButton()
-        self.action_button.hide()
-        self._action = None
-        self.action_button.clicked.connect(self._run_action)
-        close = QToolButton()
-        close.setText("✕")
-        close.setToolTip("Close this message")
-        close.clicked.connect(self.dismiss)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.action_button)
-        layout.addWidget(close)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(NOTICE_INFO_MS)
-        self._timer.timeout.connect(self._expire)
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error", key: str = "", action=None):
-        """`action`: (button text, callback) or None. `level` "busy": stays until replaced."""
-        self.key, self.level = key, level
-        self.label.setText(text)
-        self.setProperty("level", "info" if level == "busy" else level)
-        self.style().unpolish(self)
-        self.style().polish(self)
-        self._action = action[1] if action else None
-        self.action_button.setText(action[0] if action else "")
-        self.action_button.setVisible(action is not None)
-        self.show()
-        self.raise_()
-        self.place()
-        self._timer.stop()
-        if level == "info" and not self._hovered:
-            self._timer.start()
-
-    def clear(self, key: str):
-        """The problem `key` was fixed: take its banner away (other banners stay)."""
-        if key and self.key == key and not self.isHidden():
-            self.dismiss()
-
-    def dismiss(self):
-        self._timer.stop()
-        self.key = self.level = ""
-        self._action = None
-        self.hide()
-
-    def place(self):
-        """Across the top of the parent, as tall as the text needs."""
-        parent = self.parentWidget()
-        if parent is None:
-            return
-        width = max(200, parent.width() - 16)
-        self.setFixedWidth(width)
-        height = self.layout().heightForWidth(width) if self.layout().hasHeightForWidth() else self.sizeHint().height()
-        self.setGeometry(8, 4, width, max(height, self.sizeHint().height()))
-
-    def _run_action(self):
-        action, self._action = self._action, None
-        self.action_button.setEnabled(True)
-        if action is not None:
-            action()
-
-    def _expire(self):
-        if self._hovered:  # being read: wait until the pointer leaves
-            return
-        self.dismiss()
-
-    def enterEvent(self, event):  # noqa: N802
-        self._hovered = True
-        self._timer.stop()
-        super().enterEvent(event)
-
-    def leaveEvent(self, event):  # noqa: N802
-        self._hovered = False
-        if self.level == "info" and not self.isHidden():
-            self._timer.start()
-        super().leaveEvent(event)
 
 
 class MainWindow(QMainWindow):
@@ -198,7 +102,9 @@ class MainWindow(QMainWindow):
         self.variations_panel.set_send_enabled(False, "Open the clip from Reaper (VampBridge: Open in editor) "
                                                       "to send takes back to its item")
         self._open_url = QDesktopServices.openUrl  # the system player / file manager (tests replace it)
-        self._send_cancel: threading.Event | None = None
+        self.take_sender = TakeSender(self)
+        self.take_sender.notice.connect(self.show_notice)
+        self.take_sender.finished.connect(self.takes_sent.emit)
         if bridge is not None:
             self._connect_bridge(bridge)
 
@@ -573,7 +479,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self._last_dir = str(Path(path).parent)
         run_in_background(load_clip, path, start_s, length_s, **reaper_fields,
-                          on_result=self._on_clip_loaded,
+                          owner=self, on_result=self._on_clip_loaded,
                           on_error=lambda e, p=str(path): self._on_clip_failed(p, e))
 
     def _on_clip_failed(self, path, error):
@@ -618,7 +524,7 @@ class MainWindow(QMainWindow):
                 self.variations_panel.add(variation)
             self.variations_reloaded.emit(len(found))
 
-        run_in_background(variations_on_disk, folder, key, on_result=show,
+        run_in_background(variations_on_disk, folder, key, owner=self, on_result=show,
                           on_error=lambda e: log.warning("could not list %s: %s", folder, e))
 
     def _on_open_request(self, request):
@@ -684,7 +590,7 @@ class MainWindow(QMainWindow):
             self._after_generate()
 
         run_in_background(build_recipe_mask, recipe, clip.n_frames, seed, clip.engine_audio,
-                          on_result=apply,
+                          owner=self, on_result=apply,
                           on_error=lambda e: self.show_notice(f"Could not build the mask: {e}"))
 
     def _merge_id(self, live: bool) -> int:
@@ -1023,7 +929,7 @@ class MainWindow(QMainWindow):
             self.grid.set_overlay(None)
             return
         run_in_background(changed_tokens, variation.recipe_path,
-                          on_result=self._show_overlay,
+                          owner=self, on_result=self._show_overlay,
                           on_error=lambda e: self.show_notice(f"No token file for this variation ({e}); "
                                                               "re-render it to see its tokens."))
 
@@ -1060,56 +966,8 @@ class MainWindow(QMainWindow):
         return None if clip is None else clip_key(clip.path, clip.start_s, clip.length_s, clip.item_guid)
 
     def send_to_reaper(self, variations):
-        """Add variations as takes of the open clip's Reaper item. Only variations made from that
-        clip (that item) go; the Listener is asked once whether it is there; a long send can be
-        cancelled from the banner."""
-        key = self.open_clip_key()
-        if self.clip is None or not self.clip.from_reaper:
-            self.show_notice("This clip was not opened from Reaper: open it there (VampBridge: Open in editor) "
-                             "to send takes back to its item.", "info")
-            return
-        mine = [v for v in variations if v.clip_key == key]
-        if not mine:
-            self.show_notice(f"None of the ticked variations were made from {self.clip.name} (the open clip): "
-                             "tick variations in its group (marked “open clip”) to send them.", "info")
-            return
-        if self._send_cancel is not None:
-            self.show_notice("Takes are being sent already; wait for them or press Cancel.", "info")
-            return
-        item_guid = self.clip.item_guid
-        takes = [(item_guid, v.audio_path, v.recipe_path, v.take_name) for v in mine]
-        cancel = self._send_cancel = threading.Event()
-        self.show_notice(f"Sending {len(takes)} take(s) of {self.clip.name} to Reaper…", "busy", key="send",
-                         action=("Cancel", cancel.set))
-        run_in_background(send_takes, takes, port=self.listener_port(), token=self.osc_token(),
-                          should_cancel=cancel.is_set,
-                          on_result=lambda outcomes: self._on_takes_sent(outcomes, len(takes)),
-                          on_error=self._on_send_failed)
-
-    def _on_send_failed(self, error):
-        self._send_cancel = None
-        if isinstance(error, ListenerUnavailable):
-            self.show_notice(f"{error}. Nothing was sent.", key="send")
-        else:
-            self.show_notice(f"Could not reach Reaper: {error}. Nothing more was sent.", key="send")
-        self.takes_sent.emit([])
-
-    def _on_takes_sent(self, outcomes, n_asked: int):
-        cancelled = self._send_cancel is not None and self._send_cancel.is_set()
-        self._send_cancel = None
-        added = sum(o.ok for o in outcomes)
-        problems: dict[str, list[str]] = {}  # one line per distinct problem, not per take
-        for o in outcomes:
-            if not o.ok:
-                problems.setdefault(o.message, []).append(o.take_name)
-        if problems:
-            lines = [f"{len(names)} take(s) not added: {message}" for message, names in problems.items()]
-            self.show_notice(f"Added {added} of {n_asked} take(s) in Reaper. " + " · ".join(lines), key="send")
-        elif cancelled:
-            self.show_notice(f"Cancelled: added {added} of {n_asked} take(s) in Reaper.", "info", key="send")
-        else:
-            self.show_notice(f"Added {added} take(s) in Reaper", "info", key="send")
-        self.takes_sent.emit(outcomes)
+        """Add the open clip's variations among `variations` as takes of its Reaper item."""
+        self.take_sender.send(self.clip, variations, port=self.listener_port(), token=self.osc_token())
 
 
 def _padded(widget: QWidget) -> QWidget:
