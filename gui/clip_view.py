@@ -11,13 +11,16 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
-from .clip import FRAMES_PER_SECOND, SPECTROGRAM_BANDS, SPECTROGRAM_MAX_HZ, SPECTROGRAM_MIN_HZ, Clip
+from .clip import FRAMES_PER_SECOND, SPECTROGRAM_BANDS, SPECTROGRAM_MAX_HZ, SPECTROGRAM_MIN_HZ, Clip, VariationView
 from .mask_grid import MaskGridWidget
 from .time_view import TimeView
 
 WAVE_COLOR = "#7fb2ff"
 AXIS_COLOR = "#9aa6b5"
 SELECTION_COLOR = "#ffffff"
+VARIATION_COLOR = "#f2a33a"
+CHANGE_COLOR = "#2fd0c0"
+CHANGE_FULL_SCALE_DB = 20.0  # the change plot's top: a 20 dB average spectral difference
 
 
 class _TimeViewBox(pg.ViewBox):
@@ -93,6 +96,30 @@ class ClipView(QWidget):
         self.wave_plot.addItem(self.wave_upper)
         self.wave_plot.addItem(self.wave_lower)
 
+        # The selected variation under the original: its waveform, and how much it changed per
+        # frame. In the layout only while a variation of this clip is shown.
+        self.variation = None
+        self.variation_plot = self._make_plot(row=2)
+        self.change_plot = self._make_plot(row=3)
+        for plot in (self.variation_plot, self.change_plot):
+            plot.setXLink(self.wave_plot)
+            plot.getAxis("bottom").setStyle(showValues=False)
+            plot.getAxis("bottom").setHeight(2)
+            self.graphics.ci.removeItem(plot)
+        self.variation_plot.getAxis("left").setLabel("variation")
+        self.variation_plot.setYRange(-1.05, 1.05, padding=0)
+        self.change_plot.getAxis("left").setLabel("change")
+        self.change_plot.setYRange(0, CHANGE_FULL_SCALE_DB, padding=0)
+        self.var_upper = pg.PlotDataItem(pen=pg.mkPen(VARIATION_COLOR, width=1))
+        self.var_lower = pg.PlotDataItem(pen=pg.mkPen(VARIATION_COLOR, width=1))
+        fill = pg.FillBetweenItem(self.var_upper, self.var_lower, brush=pg.mkBrush(VARIATION_COLOR))
+        self.variation_plot.addItem(fill)
+        self.variation_plot.addItem(self.var_upper)
+        self.variation_plot.addItem(self.var_lower)
+        self.change_curve = pg.PlotDataItem(pen=pg.mkPen(CHANGE_COLOR, width=1), fillLevel=0,
+                                            brush=pg.mkBrush(CHANGE_COLOR + "88"), stepMode="center")
+        self.change_plot.addItem(self.change_curve)
+
         self.spec_image = pg.ImageItem()
         self.spec_image.setColorMap(pg.colormap.get("inferno"))
         self.spec_plot.addItem(self.spec_image)
@@ -156,7 +183,26 @@ class ClipView(QWidget):
         self.spec_plot.getAxis("left").setTicks([ticks, []])
         self.spec_plot.setYRange(0, SPECTROGRAM_BANDS, padding=0)
 
+    def show_variation(self, view: VariationView | None):
+        """Draw a variation of this clip under it (None: take the variation rows away)."""
+        shown = self.variation is not None
+        self.variation = view
+        if view is None:
+            if shown:
+                self.graphics.ci.removeItem(self.variation_plot)
+                self.graphics.ci.removeItem(self.change_plot)
+            return
+        if not shown:
+            self.graphics.ci.addItem(self.variation_plot, row=2, col=0)
+            self.graphics.ci.addItem(self.change_plot, row=3, col=0)
+            self.graphics.ci.layout.setRowStretchFactor(2, 2)
+            self.graphics.ci.layout.setRowStretchFactor(3, 1)
+        n = len(view.change_db)
+        self.change_curve.setData(np.arange(n + 1, dtype=np.float64), np.minimum(view.change_db, CHANGE_FULL_SCALE_DB))
+        self._on_time_view(self.time_view.start_frame, self.time_view.end_frame)
+
     def set_clip(self, clip: Clip | None):
+        self.show_variation(None)
         self.clip = clip
         if clip is None:
             self.wave_upper.setData([], [])
@@ -186,11 +232,16 @@ class ClipView(QWidget):
         self._update_wave(start_frame, end_frame)
 
     def _update_wave(self, start_frame: float, end_frame: float):
-        """Min/max of the visible envelope blocks, grouped to ~1 pair per pixel (plus a margin)."""
-        clip = self.clip
-        if clip is None:
+        if self.clip is None:
             return
-        x = clip.envelope_x_frames
+        self._draw_envelope(self.clip, self.wave_upper, self.wave_lower, start_frame, end_frame)
+        if self.variation is not None:
+            self._draw_envelope(self.variation, self.var_upper, self.var_lower, start_frame, end_frame)
+
+    def _draw_envelope(self, source, upper, lower, start_frame: float, end_frame: float):
+        """Min/max of the visible envelope blocks, grouped to ~1 pair per pixel (plus a margin).
+        The variation is drawn at the original's scale, so louder or quieter shows as such."""
+        x = source.envelope_x_frames
         width = end_frame - start_frame
         lo = max(0, int(np.searchsorted(x, start_frame - 0.1 * width)) - 1)
         hi = min(len(x), int(np.searchsorted(x, end_frame + 0.1 * width)) + 1)
@@ -201,11 +252,12 @@ class ClipView(QWidget):
         n = (hi - lo) // group
         if n < 1:
             return
+        peak = self._wave_peak
         xs = x[lo:lo + n * group].reshape(n, group).mean(axis=1)
-        top = clip.envelope_max[lo:lo + n * group].reshape(n, group).max(axis=1) / self._wave_peak
-        bottom = clip.envelope_min[lo:lo + n * group].reshape(n, group).min(axis=1) / self._wave_peak
-        self.wave_upper.setData(xs, top)
-        self.wave_lower.setData(xs, bottom)
+        top = source.envelope_max[lo:lo + n * group].reshape(n, group).max(axis=1) / peak
+        bottom = source.envelope_min[lo:lo + n * group].reshape(n, group).min(axis=1) / peak
+        upper.setData(xs, top)
+        lower.setData(xs, bottom)
 
     def keyPressEvent(self, event):  # noqa: N802
         if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):

@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWind
 
 from bridge.request import VampRequest
 
-from .clip import Clip, frame_to_seconds, load_clip
+from .clip import Clip, frame_to_seconds, load_clip, load_variation_view
 from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
     notice_shown = pyqtSignal(str, str)  # text, level
     takes_sent = pyqtSignal(list)
     variations_reloaded = pyqtSignal(int)  # how many variations of the opened clip were found on disk
+    variation_shown = pyqtSignal(object)  # VariationView: the selected variation drawn under the clip
 
     def __init__(self, bridge=None, settings: Settings | None = None, player: Player | None = None, parent=None):
         super().__init__(parent)
@@ -317,6 +318,7 @@ class MainWindow(QMainWindow):
         vp.ab_clicked.connect(self.toggle_ab)
         vp.loop.toggled.connect(lambda *_: self._apply_loop())
         vp.changes_toggled.connect(self.show_variation_tokens)
+        vp.tree.currentItemChanged.connect(lambda *_: self.show_variation_audio(vp.current()))
         vp.send_clicked.connect(self.send_to_reaper)
         vp.export_clicked.connect(self.choose_export)
         vp.load_recipe_clicked.connect(lambda v: self.load_recipe(v.recipe_path))
@@ -923,6 +925,22 @@ class MainWindow(QMainWindow):
         if path:
             side = "A (original)" if getattr(self, "_ab_original", False) else "B"
             self.statusBar().showMessage(f"Playing {side}: {Path(path).name}")
+
+    def show_variation_audio(self, variation: Variation | None):
+        """The selected variation's waveform and its change from the original, under the clip
+        (only a variation of the open clip: another clip's would not line up)."""
+        clip = self.clip
+        if variation is None or clip is None or variation.clip_key != self.open_clip_key():
+            self.clip_view.show_variation(None)
+            return
+
+        def show(view):
+            if clip is self.clip and self.variations_panel.current() is variation:
+                self.clip_view.show_variation(view)
+                self.variation_shown.emit(view)
+
+        run_in_background(load_variation_view, variation.audio_path, clip, owner=self, on_result=show,
+                          on_error=lambda e: self.clip_view.show_variation(None))
 
     def show_variation_tokens(self, variation: Variation | None):
         if variation is None:

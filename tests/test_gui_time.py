@@ -77,3 +77,32 @@ def test_a_selection_loop_jumps_back_at_its_end():
     assert loop_jump_ms(1_500, 0.0, (0.5, 1.5)) == 500
     assert loop_jump_ms(3_600, 2.0, (0.5, 1.5)) == 2_500  # the original: the region starts at 2 s
     assert loop_jump_ms(9_999, 0.0, None) is None
+
+
+def test_the_selected_variation_shows_under_the_clip_with_where_it_changed(qtbot, editor, tmp_path):
+    """A "variation" that differs from the original only in 0.5-1.0 s of the region: the change
+    view is high there and near zero elsewhere."""
+    import numpy as np
+
+    from bridge.audio import read_region
+    from gui.variations_panel import Variation
+
+    clip = editor.clip
+    audio, rate = read_region(clip.path, clip.start_s, clip.length_s)
+    changed = audio.copy()
+    a, b = int(0.5 * rate), int(1.0 * rate)
+    changed[:, a:b] = np.random.default_rng(0).normal(0, 0.3, (audio.shape[0], b - a)).astype(np.float32)
+    path = write_wav(tmp_path / "variation.wav", changed, rate)
+    variation = Variation("job", 0, 1, str(path), str(tmp_path / "variation.json"), "vamp 1 custom s1", "",
+                          clip.path, clip.start_s, clip.length_s, 1.0)
+    with qtbot.waitSignal(editor.variation_shown, timeout=20000) as shown:
+        editor.variations_panel.add(variation)
+    view = shown.args[0]
+    assert editor.clip_view.variation is view and len(view.change_db) == clip.n_frames
+    inside = view.change_db[int(0.6 * FRAMES_PER_SECOND):int(0.9 * FRAMES_PER_SECOND)]
+    outside = np.concatenate([view.change_db[:int(0.4 * FRAMES_PER_SECOND)],
+                              view.change_db[int(1.1 * FRAMES_PER_SECOND):]])
+    assert inside.min() > 5.0 and outside.max() < 1.0
+    assert editor.clip_view.variation_plot in editor.clip_view.graphics.ci.items
+    editor.variations_panel.tree.setCurrentItem(None)
+    assert editor.clip_view.variation is None
