@@ -191,15 +191,32 @@ class ClipView(QWidget):
             if shown:
                 self.graphics.ci.removeItem(self.variation_plot)
                 self.graphics.ci.removeItem(self.change_plot)
+                self._seconds_axis_on(self.spec_plot)
             return
         if not shown:
             self.graphics.ci.addItem(self.variation_plot, row=2, col=0)
             self.graphics.ci.addItem(self.change_plot, row=3, col=0)
-            self.graphics.ci.layout.setRowStretchFactor(2, 2)
+            self.graphics.ci.layout.setRowStretchFactor(2, 1)
             self.graphics.ci.layout.setRowStretchFactor(3, 1)
+            self._seconds_axis_on(self.change_plot)
         n = len(view.change_db)
         self.change_curve.setData(np.arange(n + 1, dtype=np.float64), np.minimum(view.change_db, CHANGE_FULL_SCALE_DB))
         self._on_time_view(self.time_view.start_frame, self.time_view.end_frame)
+
+    def _seconds_axis_on(self, plot: pg.PlotItem):
+        """The seconds ruler belongs under the lowest plot shown."""
+        for other in (self.spec_plot, self.change_plot):
+            axis = other.getAxis("bottom")
+            if other is plot:
+                axis.setScale(1.0 / FRAMES_PER_SECOND)
+                axis.setLabel("seconds", color=AXIS_COLOR)
+                axis.setStyle(showValues=True)
+                axis.setHeight(None)
+                axis.showLabel(True)
+            else:
+                axis.setStyle(showValues=False)
+                axis.showLabel(False)
+                axis.setHeight(2)
 
     def set_clip(self, clip: Clip | None):
         self.show_variation(None)

@@ -42,6 +42,7 @@ class JobRow(QFrame):
         self.title.setToolTip(job_id)
         self.detail = QLabel(f"{'Reaper' if client.startswith('reaper') else client} · queued")
         self.detail.setObjectName("dim")
+        self.detail.setWordWrap(True)  # a narrow Jobs panel wraps the line instead of hiding ✕
         self.client = client
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
