@@ -55,6 +55,41 @@ class _TimeViewBox(pg.ViewBox):
         super().mouseClickEvent(ev)
 
 
+class BarAxis(pg.AxisItem):
+    """The top ruler: bars (numbered) and beats once the clip's beats are known, token frames
+    before. Bars are thinned so their numbers never overlap; beats show as minor ticks when there
+    is room."""
+
+    MIN_LABEL_PX = 36
+    MIN_BEAT_PX = 6
+
+    def __init__(self, time_view: TimeView, **kwargs):
+        super().__init__(**kwargs)
+        self.time_view = time_view
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        beats = self.time_view.beats_frames
+        if len(beats) < 2 or size <= 0:
+            return super().tickValues(minVal, maxVal, size)
+        px_per_frame = size / max(1e-9, maxVal - minVal)
+        px_per_beat = float(np.median(np.diff(beats))) * px_per_frame
+        per_bar = self.time_view.BEATS_PER_BAR
+        bar_step = max(1, int(np.ceil(self.MIN_LABEL_PX / max(1e-9, px_per_beat * per_bar))))
+        visible = (beats >= minVal) & (beats <= maxVal)
+        index = np.arange(len(beats))
+        bars = beats[visible & (index % (per_bar * bar_step) == 0)]
+        minor = beats[visible & (index % per_bar != 0)] if px_per_beat >= self.MIN_BEAT_PX else []
+        return [(per_bar * bar_step, list(bars)), (1, list(minor))]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        beats = self.time_view.beats_frames
+        if len(beats) < 2:
+            return super().tickStrings(values, scale, spacing)
+        per_bar = self.time_view.BEATS_PER_BAR
+        index = np.searchsorted(beats, np.asarray(values) - 1e-6)
+        return [str(int(i) // per_bar + 1) if int(i) % per_bar == 0 else "" for i in index]
+
+
 class ClipView(QWidget):
     def __init__(self, time_view: TimeView, parent=None):
         super().__init__(parent)
@@ -74,9 +109,13 @@ class ClipView(QWidget):
         self.graphics.ci.layout.setRowStretchFactor(0, 2)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
 
-        top = self.wave_plot.getAxis("top")
-        top.setLabel("token frames", color=AXIS_COLOR)
+        self.bar_axis = BarAxis(time_view, orientation="top")
+        self.wave_plot.setAxisItems({"top": self.bar_axis})
+        self.bar_axis.setPen(pg.mkPen(AXIS_COLOR))
+        self.bar_axis.setTextPen(pg.mkPen(AXIS_COLOR))
+        self.bar_axis.setLabel("token frames", color=AXIS_COLOR)
         self.wave_plot.showAxis("top")
+        time_view.beats_changed.connect(self._on_beats)
         self.wave_plot.getAxis("bottom").setStyle(showValues=False)
         self.wave_plot.getAxis("bottom").setHeight(2)
         bottom = self.spec_plot.getAxis("bottom")
@@ -143,6 +182,12 @@ class ClipView(QWidget):
         self.wave_plot.sigXRangeChanged.connect(self._on_plot_range)
         time_view.changed.connect(self._on_time_view)
         time_view.selection_changed.connect(self._on_selection)
+
+    def _on_beats(self):
+        known = len(self.time_view.beats_frames) >= 2
+        self.bar_axis.setLabel("bars (detected beats, 4/4)" if known else "token frames", color=AXIS_COLOR)
+        self.bar_axis.picture = None  # pyqtgraph caches the drawn ticks
+        self.bar_axis.update()
 
     def _on_selection(self, start_frame: float, end_frame: float):
         for region in self.selection_items:

@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWind
                              QScrollArea,
                              QScrollBar, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
+from bridge.engine.prompts import detect_beats
 from bridge.request import VampRequest
 
 from .clip import Clip, frame_to_seconds, load_clip, load_variation_view
@@ -52,6 +53,7 @@ class MainWindow(QMainWindow):
     notice_shown = pyqtSignal(str, str)  # text, level
     takes_sent = pyqtSignal(list)
     variations_reloaded = pyqtSignal(int)  # how many variations of the opened clip were found on disk
+    beats_found = pyqtSignal(list)  # beat frames of the opened clip (the ruler and snapping use them)
     variation_shown = pyqtSignal(object)  # VariationView: the selected variation drawn under the clip
 
     def __init__(self, bridge=None, settings: Settings | None = None, player: Player | None = None, parent=None):
@@ -152,6 +154,9 @@ class MainWindow(QMainWindow):
         self.play_action = action("Play / stop", self.play_or_stop, "Space", "Play the selected variation, or stop")
         self.ab_action = action("A/B", self.toggle_ab, "A", "Switch between the variation and the original")
         self.roll_action = action("Roll seed", self.sampling_panel.roll_seed, "D", "A new random seed")
+        self.snap_action = action("Snap to beats", lambda on: setattr(self.time_view, "snap", bool(on)), "S",
+                                  "The rectangle, the brush and the time selection snap to the clip's beats")
+        self.snap_action.setCheckable(True)
 
         self.tool_group = QActionGroup(self)
         self.tool_actions = {}
@@ -191,7 +196,7 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         edit.addAction(self.settings_action)
         view = menu.addMenu("&View")
-        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.snap_action):
             view.addAction(a)
         vamp_menu = menu.addMenu("&Vamp")
         for a in (self.vamp_action, self.roll_action):
@@ -214,6 +219,8 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
             bar.addAction(a)
+        bar.addSeparator()
+        bar.addAction(self.snap_action)
 
     def _build_layout(self):
         grid_box = QWidget()
@@ -510,6 +517,16 @@ class MainWindow(QMainWindow):
         self.clip_loaded.emit(clip)
         self.generate_mask(live=False, first=True)
         self._reload_variations(clip)
+        run_in_background(detect_beats, clip.engine_audio, owner=self,
+                          on_result=lambda beats, c=clip: self._on_beats(c, beats),
+                          on_error=lambda e: log.warning("beat detection failed: %s", e))
+
+    def _on_beats(self, clip: Clip, beats):
+        """The ruler's bars and beats, and what snapping snaps to (the detector's beats)."""
+        if clip is not self.clip:
+            return
+        self.time_view.set_beats(beats)
+        self.beats_found.emit(list(beats))
 
     def _reload_variations(self, clip: Clip):
         """List the clip's variations found in its render folder (after a restart, or made by

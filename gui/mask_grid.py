@@ -285,6 +285,7 @@ class MaskGridWidget(QWidget):
         model.changed.connect(self._on_cells_changed)
         model.reset_done.connect(self._on_reset)
         time_view.changed.connect(lambda *_: self.update())
+        time_view.beats_changed.connect(self.update)
 
     # -- geometry (public: the tests compute expected cells from it) ---------------------------
 
@@ -409,6 +410,7 @@ class MaskGridWidget(QWidget):
                 target = QRectF(px0, self.row_top(first), px1 - px0, h * (last - first))
                 painter.drawImage(target, image, QRectF(0, first, px1 - px0, last - first))
             self._draw_cell_lines(painter, px0, px1)
+            self._draw_beats(painter, px0, px1)
         if dirty.left() < self.data_left:
             self._draw_labels(painter)
         self._draw_rubber_band(painter)
@@ -428,6 +430,33 @@ class MaskGridWidget(QWidget):
                 x = int(round(self.x_of_frame(t)))
                 painter.drawLine(x, int(self.row_top(0)), x, int(self.row_top(N_COARSE - 1) + self.row_height))
                 painter.drawLine(x, int(self.row_top(N_COARSE)), x, int(self.row_top(N_CODEBOOKS - 1) + self.row_height))
+
+    def _draw_beats(self, painter: QPainter, px0: int, px1: int):
+        """The beats as thin lines over the cells, every bar's first beat brighter."""
+        beats = self.time_view.beats_frames
+        if len(beats) == 0:
+            return
+        first, last = self.frame_at_x(px0), self.frame_at_x(px1)
+        lo, hi = np.searchsorted(beats, first), np.searchsorted(beats, last, side="right")
+        px_per_beat = (self.x_of_frame(beats[-1]) - self.x_of_frame(beats[0])) / max(1, len(beats) - 1)
+        bottom = int(self.row_top(N_CODEBOOKS - 1) + self.row_height)
+        for i in range(lo, hi):
+            bar = i % self.time_view.BEATS_PER_BAR == 0
+            if not bar and px_per_beat < 6:  # beats closer than this are noise: bars only
+                continue
+            painter.setPen(QPen(QColor(255, 255, 255, 150 if bar else 60), 1))
+            x = int(round(self.x_of_frame(beats[i])))
+            painter.drawLine(x, int(self.row_top(0)), x, bottom)
+
+    def _snapped(self, t_first: int, t_last: int) -> tuple[int, int]:
+        """[start, end) frames of a box over frames t_first..t_last, snapped to the beats when on."""
+        t0, t1 = min(t_first, t_last), max(t_first, t_last) + 1
+        if not self.time_view.snap or len(self.time_view.beats_frames) == 0:
+            return t0, t1
+        s0, s1 = int(round(self.time_view.snap_frame(t0))), int(round(self.time_view.snap_frame(t1)))
+        if s1 <= s0:  # inside one beat: that beat
+            s0, s1 = self.time_view.beat_span(t0)
+        return s0, s1
 
     def _draw_labels(self, painter: QPainter):
         painter.fillRect(0, 0, self.data_left, self.height(), QColor("#1b2027"))
@@ -452,7 +481,7 @@ class MaskGridWidget(QWidget):
         if self._rect_anchor is None or self._rect_current is None:
             return
         (ta, ca), (tb, cb) = self._rect_anchor, self._rect_current
-        t0, t1 = min(ta, tb), max(ta, tb) + 1
+        t0, t1 = self._snapped(ta, tb)
         c0, c1 = min(ca, cb), max(ca, cb)
         rect = QRectF(self.x_of_frame(t0), self.row_top(c0), self.x_of_frame(t1) - self.x_of_frame(t0),
                       self.row_top(c1) + self.row_height - self.row_top(c0))
@@ -515,7 +544,8 @@ class MaskGridWidget(QWidget):
             self._update_rubber_band()
             if anchor is not None and current is not None:
                 (ta, ca), (tb, cb) = anchor, current
-                self.model.fill(min(ta, tb), max(ta, tb) + 1, min(ca, cb), max(ca, cb) + 1, value,
+                t0, t1 = self._snapped(ta, tb)
+                self.model.fill(t0, t1, min(ca, cb), max(ca, cb) + 1, value,
                                 "Rectangle: regenerate" if value else "Rectangle: keep")
             return
         self.model.end_stroke("Brush" if value else "Erase")
@@ -532,6 +562,9 @@ class MaskGridWidget(QWidget):
             c = self.codebook_at_y(y, clamp=True)
             lo = math.floor(self.frame_at_x(max(self.data_left, x - self.brush_radius_px)))
             hi = math.floor(self.frame_at_x(max(self.data_left, x + self.brush_radius_px)))
+            span = self.time_view.beat_span(self.frame_at_x(max(self.data_left, x)))
+            if span is not None:  # snapping: the brush paints whole beats
+                lo, hi = min(lo, span[0]), max(hi, span[1] - 1)
             old = spans.get(c)
             spans[c] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
         self.model.paint_spans([(c, lo, hi + 1) for c, (lo, hi) in spans.items()], self._drag_value)

@@ -106,3 +106,64 @@ def test_the_selected_variation_shows_under_the_clip_with_where_it_changed(qtbot
     assert editor.clip_view.variation_plot in editor.clip_view.graphics.ci.items
     editor.variations_panel.tree.setCurrentItem(None)
     assert editor.clip_view.variation is None
+
+
+def click_track(path, bpm=120.0, seconds=4.0, rate=44100):
+    """Short decaying clicks on every beat: a clear tempo for the detector."""
+    import numpy as np
+
+    audio = np.zeros((1, int(seconds * rate)), dtype=np.float32)
+    period = int(round(60.0 / bpm * rate))
+    click = (np.exp(-np.arange(2000) / 200.0) * np.sin(np.arange(2000) * 0.3)).astype(np.float32) * 0.8
+    for start in range(0, audio.shape[1] - 2000, period):
+        audio[0, start:start + 2000] += click
+    return write_wav(path, audio, rate)
+
+
+@pytest.fixture
+def clicks(qtbot, tmp_path):
+    w = MainWindow(None, Settings(tmp_path / "companion.ini"))
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.beats_found, timeout=30000) as found:
+        w.open_file(click_track(tmp_path / "clicks.wav"))
+    qtbot.waitUntil(lambda: w.mask_model.n_frames == w.clip.n_frames, timeout=20000)
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w, found.args[0]
+    w.close()
+    w.deleteLater()
+
+
+def test_the_ruler_shows_bars_from_the_detected_beats(qtbot, clicks):
+    import numpy as np
+
+    window, beats = clicks
+    period = np.median(np.diff(beats))
+    assert abs(period - 0.5 * FRAMES_PER_SECOND) < 1.0  # 120 BPM: a beat every 28.7 frames
+    axis = window.clip_view.bar_axis
+    levels = axis.tickValues(0.0, float(window.clip.n_frames), 700.0)
+    bars = levels[0][1]
+    assert list(axis.tickStrings(bars, 1.0, 1.0))[:2] == ["1", "2"]
+    assert bars[1] - bars[0] == pytest.approx(4 * period, abs=1.0)  # 4 beats to a bar
+    assert "bars" in axis.labelText
+
+
+def test_with_snap_the_rectangle_and_the_selection_land_on_beats(qtbot, clicks):
+    import numpy as np
+
+    window, beats = clicks
+    window.mask_model.clear()
+    window.snap_action.trigger()
+    assert window.time_view.snap
+    window.set_tool("rectangle")
+    grid = window.grid
+    a, b = grid.cell_centre(beats[1] + 3, 0), grid.cell_centre(beats[3] - 4, 3)
+    qtbot.mousePress(grid, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(grid, QPoint((a.x() + b.x()) // 2, b.y()))
+    qtbot.mouseMove(grid, b)
+    qtbot.mouseRelease(grid, Qt.MouseButton.LeftButton, pos=b)
+    cols = np.flatnonzero(window.mask_model.cells[0])
+    assert (cols.min(), cols.max() + 1) == (beats[1], beats[3])
+    window.time_view.set_selection(beats[2] - 5, beats[4] + 4)
+    assert window.time_view.selection == (float(beats[2]), float(beats[4]))
