@@ -1,12 +1,13 @@
 """The rendering pipeline: a `VampRequest` in, variation files and their recipes out.
 
     source region -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per variation,
-    from its seed) -> coarse vamp + coarse-to-fine -> decode -> render (source rate, channels,
-    exact length, effect chain, loudness match, peak-safe) -> atomic WAV + JSON recipe per variation
+    from its seed) -> coarse vamp + coarse-to-fine, the variations of a group as one batch ->
+    decode -> render (source rate, channels, exact length, effect chain, loudness match,
+    peak-safe) -> atomic WAV + JSON recipe per variation
 
-Variations are generated in groups (`Pipeline(variations_per_batch=)`; default one at a time on
-the CPU, all as one batch on an accelerator); each group is written and reported before the next
-starts, so the first result comes early and a cancel keeps every finished variation.
+Variations run in groups (`Pipeline(variations_per_batch=)`; default one at a time on the CPU,
+all as one batch on an accelerator); each group is written and reported before the next starts,
+so the first result comes early and a cancel keeps every finished variation.
 
 Files are named from a fingerprint of everything that determines them, so a second run of the
 same request finds its finished variations (and skips them), and a re-render of a recipe
@@ -64,6 +65,18 @@ class VariationResult:
 
 class Cancelled(Exception):
     pass
+
+
+def _group_progress(on_progress, g: int, n_groups: int, group: list[int]):
+    """Group g of n's progress as the whole run's: its fraction scaled into [g/n, (g+1)/n], and the
+    group's first variation named where the stage covers all of the group."""
+    if on_progress is None:
+        return None
+
+    def report(p: Progress):
+        variation = p.variation if p.variation >= 0 else group[0]
+        on_progress(Progress(round((g + p.fraction) / n_groups, 4), p.stage, variation))
+    return report
 
 
 def take_name(index: int, preset: str | None, seed: int) -> str:
@@ -127,8 +140,8 @@ class Pipeline:
 
     def __init__(self, model_dir=None, device=None, finetune: str | None = None,
                  variations_per_batch: int | None = None):
-        self._model_dir_arg = model_dir
         self.variations_per_batch = variations_per_batch  # None: 1 on the CPU, all on an accelerator
+        self._model_dir_arg = model_dir
         self._device_arg = device
         self._finetune = finetune
         self._interface = None
@@ -207,23 +220,40 @@ class Pipeline:
         `token_dirs`: more folders where saved tokens of earlier runs may be found. `take_suffix` is
         appended to take names (re-renders name their new effect chain)."""
         with self._lock:
-            return self._run(request, on_progress, on_result, should_cancel, only_variations, skip_existing,
-                             token_dirs, take_suffix)
+            request.validate()  # bad input fails before the models load (they decide the groups)
+            if request.seed is None:  # one seed for every group
+                request.seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+            indices = list(range(request.n_variations)) if only_variations is None else sorted(set(only_variations))
+            groups = self._groups(indices)
+            results = []
+            for g, group in enumerate(groups):
+                report = on_progress if len(groups) == 1 else _group_progress(on_progress, g, len(groups), group)
+                results += self._run(request, report, on_result, should_cancel, group, skip_existing, token_dirs,
+                                     take_suffix)
+            return sorted(results, key=lambda r: r.index)
+
+    def _groups(self, indices: list[int]) -> list[list[int]]:
+        """The variations in the order they are made, grouped. On the CPU a batch saves little
+        time per variation (benchmarks/gui.py: 12-17 % of the whole job), while one at a time lists
+        the first after 1/n of the job and lets a cancel keep what is done; an accelerator runs a
+        batch nearly as fast as one variation, so it takes them all. Each group encodes the region
+        again (a small cost next to generating)."""
+        size = self.variations_per_batch
+        if size is None:
+            size = 1 if self.interface.device.type == "cpu" else len(indices)
+        size = max(1, int(size))
+        return [indices[i:i + size] for i in range(0, len(indices), size)] or [indices]
 
     def _run(self, request, on_progress, on_result, should_cancel, only_variations, skip_existing, token_dirs,
              take_suffix):
         timings = {}
         started = time.perf_counter()
 
-        def progress(stage, within=0.0, variation=-1, part=(0, 1)):
-            """`part` (g, G): group g of G shares the stages from `coarse` on with the others."""
+        def progress(stage, within=0.0, variation=-1):
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
             if on_progress is not None:
                 fraction = _stage_start(stage) + STAGE_WEIGHTS[stage] * min(1.0, max(0.0, within))
-                first = _stage_start("coarse")
-                if fraction >= first:
-                    fraction = first + ((fraction - first) + (1 - first) * part[0]) / part[1]
                 on_progress(Progress(round(fraction, 4), stage, variation))
 
         request.validate()
@@ -277,78 +307,16 @@ class Pipeline:
         timings["encode_s"] = time.perf_counter() - t
         progress("encoding", 1.0)
 
-        # --- masks, generation, decoding and rendering, one group of variations at a time. Each
-        # group's variations are written (and announced) before the next group starts, so the first
-        # one arrives early and a cancel keeps every finished one (`variations_per_batch`).
+        # --- masks and generation: one batch row per (variation, input channel). Variations whose
+        # tokens were saved by an earlier run with the same token fingerprint are not generated again.
+        t = time.perf_counter()
         order = sorted(planned)
         n_in = len(engine_inputs)
         shape = (1,) + tuple(codes.shape[1:])
-        group_size = self._group_size(interface, len(order))
-        groups = [order[i:i + group_size] for i in range(0, len(order), group_size)]
-        for g, group in enumerate(groups):
-            part = (g, len(groups))
-
-            def on_step(stage, fraction, k=group[0], part=part):
-                progress(stage, fraction, k, part)
-
-            t = time.perf_counter()
-            vamped, masked = self._generate_group(interface, group, planned, seeds, recipe, options, c2f_steps,
-                                                  codes, engine_inputs, shape, token_dirs, on_step)
-            timings["generate_s"] = time.perf_counter() - t
-
-            progress("decoding", 0.0, group[0], part)
-            t = time.perf_counter()
-            engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
-            timings["decode_s"] = time.perf_counter() - t
-
-            for j, k in enumerate(group):
-                progress("rendering", j / len(group), k, part)
-                t = time.perf_counter()
-                result, fingerprint, token_fingerprint = planned[k]
-                _save_tokens(Path(result.recipe_path).parent, token_fingerprint,
-                             vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in], codes)
-                outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
-                audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate,
-                                         fx=chain, per_channel_audio=list(outputs) if request.per_channel else None)
-                out_rate = request.sample_rate or source_rate
-                if out_rate != source_rate:
-                    audio = resample(audio, source_rate, out_rate)
-                audio = _convert_channels(audio, request.channels or source_audio.shape[0])
-                write_audio_atomic(result.audio_path, audio, out_rate, bit_depth=request.bit_depth,
-                                   protect=[request.source_path])
-                timings["render_s"] = time.perf_counter() - t
-                changed = (vamped[j * n_in] != codes[0]).float().mean().item()
-                masked_fraction = (masked[j * n_in] == interface.codec.codebook_size).float().mean().item()
-                recipe_doc = self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
-                                                   source_sha, source_rate, source_audio.shape, out_rate, audio.shape,
-                                                   timings, masked_fraction, changed, token_fingerprint)
-                _write_json_atomic(Path(result.recipe_path), recipe_doc)
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-        progress("rendering", 1.0)
-        timings["total_s"] = time.perf_counter() - started
-        return sorted(results, key=lambda r: r.index)
-
-    def _group_size(self, interface, n_variations: int) -> int:
-        """How many variations are generated together. On the CPU a batch saves little time per
-        variation (benchmarks/gui.py: 12-17 % of the whole job), while one at a time lists the first
-        after 1/n of it and lets a cancel keep what is done; an accelerator runs a batch nearly as
-        fast as one variation, so it takes them all."""
-        if self.variations_per_batch is not None:
-            return max(1, int(self.variations_per_batch))
-        return 1 if interface.device.type == "cpu" else max(1, n_variations)
-
-    def _generate_group(self, interface, group, planned, seeds, recipe, options, c2f_steps, codes, engine_inputs,
-                        shape, token_dirs, on_step):
-        """(vamped, masked), (len(group) * input channels, 14, T): one batch row per (variation, input
-        channel). Variations whose tokens an earlier run with the same token fingerprint saved are
-        loaded, not generated again."""
-        n_in = len(engine_inputs)
-        vamped = codes.repeat(len(group), 1, 1)
+        vamped = codes.repeat(len(order), 1, 1)  # (variations * n_in, 14, T), filled below
         masked = torch.empty_like(vamped)
         to_generate = []
-        for j, k in enumerate(group):
+        for j, k in enumerate(order):
             folders = [Path(planned[k][0].recipe_path).parent, *map(Path, token_dirs)]
             cached = next((c for c in (_load_tokens(f, planned[k][2], shape[1:], n_in) for f in folders)
                            if c is not None), None)
@@ -356,23 +324,62 @@ class Pipeline:
                 vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in] = cached
             else:
                 to_generate.append(j)
-        if not to_generate:
-            return vamped, masked
-        rows, masks, row_seeds = [], [], []
-        for j in to_generate:
-            k = group[j]
-            for c in range(n_in):
-                generator = torch.Generator().manual_seed(seeds[k])
-                masks.append(interface.build_mask_from_recipe(recipe, shape, generator, engine_inputs[0][0]))
-                rows.append(codes[c:c + 1])
-                row_seeds.append(seeds[k])
-        generated, generated_masked = interface.vamp(
-            torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
-            c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
-        for i, j in enumerate(to_generate):
-            vamped[j * n_in:(j + 1) * n_in] = generated[i * n_in:(i + 1) * n_in]
-            masked[j * n_in:(j + 1) * n_in] = generated_masked[i * n_in:(i + 1) * n_in].to(masked.device)
-        return vamped, masked
+        if to_generate:
+            rows, masks, row_seeds = [], [], []
+            for j in to_generate:
+                k = order[j]
+                for c in range(n_in):
+                    generator = torch.Generator().manual_seed(seeds[k])
+                    masks.append(interface.build_mask_from_recipe(recipe, shape, generator, engine_inputs[0][0]))
+                    rows.append(codes[c:c + 1])
+                    row_seeds.append(seeds[k])
+
+            def on_step(stage, fraction):
+                progress(stage, fraction)
+
+            generated, generated_masked = interface.vamp(
+                torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
+                c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
+            for i, j in enumerate(to_generate):
+                vamped[j * n_in:(j + 1) * n_in] = generated[i * n_in:(i + 1) * n_in]
+                masked[j * n_in:(j + 1) * n_in] = generated_masked[i * n_in:(i + 1) * n_in].to(masked.device)
+        timings["generate_s"] = time.perf_counter() - t
+
+        progress("decoding")
+        t = time.perf_counter()
+        engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
+        timings["decode_s"] = time.perf_counter() - t
+        progress("decoding", 1.0)
+
+        # --- render and write, one variation at a time
+        for j, k in enumerate(order):
+            progress("rendering", j / len(order), k)
+            t = time.perf_counter()
+            result, fingerprint, token_fingerprint = planned[k]
+            _save_tokens(Path(result.recipe_path).parent, token_fingerprint,
+                         vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in], codes)
+            outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
+            audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
+                                     per_channel_audio=list(outputs) if request.per_channel else None)
+            out_rate = request.sample_rate or source_rate
+            if out_rate != source_rate:
+                audio = resample(audio, source_rate, out_rate)
+            audio = _convert_channels(audio, request.channels or source_audio.shape[0])
+            write_audio_atomic(result.audio_path, audio, out_rate, bit_depth=request.bit_depth,
+                               protect=[request.source_path])
+            timings["render_s"] = time.perf_counter() - t
+            changed = (vamped[j * n_in] != codes[0]).float().mean().item()
+            masked_fraction = (masked[j * n_in] == interface.codec.codebook_size).float().mean().item()
+            recipe_doc = self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
+                                               source_sha, source_rate, source_audio.shape, out_rate, audio.shape,
+                                               timings, masked_fraction, changed, token_fingerprint)
+            _write_json_atomic(Path(result.recipe_path), recipe_doc)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        progress("rendering", 1.0)
+        timings["total_s"] = time.perf_counter() - started
+        return sorted(results, key=lambda r: r.index)
 
     @staticmethod
     def _recipe_matches(recipe_path: Path, fingerprint: str) -> bool:
