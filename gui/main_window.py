@@ -325,7 +325,7 @@ class MainWindow(QMainWindow):
         vp.ab_clicked.connect(self.toggle_ab)
         vp.loop.toggled.connect(lambda *_: self._apply_loop())
         vp.changes_toggled.connect(self.show_variation_tokens)
-        vp.tree.currentItemChanged.connect(lambda *_: self.show_variation_audio(vp.current()))
+        vp.tree.currentItemChanged.connect(self._on_current_variation)  # bound: the tree emits as it goes
         vp.send_clicked.connect(self.send_to_reaper)
         vp.export_clicked.connect(self.choose_export)
         vp.load_recipe_clicked.connect(lambda v: self.load_recipe(v.recipe_path))
@@ -942,6 +942,9 @@ class MainWindow(QMainWindow):
         if path:
             side = "A (original)" if getattr(self, "_ab_original", False) else "B"
             self.statusBar().showMessage(f"Playing {side}: {Path(path).name}")
+
+    def _on_current_variation(self, _current, _previous):
+        self.show_variation_audio(self.variations_panel.current())
 
     def show_variation_audio(self, variation: Variation | None):
         """The selected variation's waveform and its change from the original, under the clip
