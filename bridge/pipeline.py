@@ -234,7 +234,7 @@ class Pipeline:
 
     def _groups(self, indices: list[int]) -> list[list[int]]:
         """The variations in the order they are made, grouped. On the CPU a batch saves little
-        time per variation (benchmarks/gui.py: 12-17 % of the whole job), while one at a time lists
+        time per variation (benchmarks/gui.py: 16-26 % of the whole job), while one at a time lists
         the first after 1/n of the job and lets a cancel keep what is done; an accelerator runs a
         batch nearly as fast as one variation, so it takes them all. Each group encodes the region
         again (a small cost next to generating)."""
