@@ -1,9 +1,13 @@
 """The rendering pipeline: a `VampRequest` in, variation files and their recipes out.
 
     source region -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per variation,
-    from its seed) -> coarse vamp + coarse-to-fine, all variations as one batch -> decode ->
-    render (source rate, channels, exact length, effect chain, loudness match, peak-safe) ->
-    atomic WAV + JSON recipe per variation
+    from its seed) -> coarse vamp + coarse-to-fine, the variations of a group as one batch ->
+    decode -> render (source rate, channels, exact length, effect chain, loudness match,
+    peak-safe) -> atomic WAV + JSON recipe per variation
+
+Variations run in groups (`Pipeline(variations_per_batch=)`; default one at a time on the CPU,
+all as one batch on an accelerator); each group is written and reported before the next starts,
+so the first result comes early and a cancel keeps every finished variation.
 
 Files are named from a fingerprint of everything that determines them, so a second run of the
 same request finds its finished variations (and skips them), and a re-render of a recipe
@@ -67,6 +71,18 @@ class Cancelled(Exception):
     pass
 
 
+def _group_progress(on_progress, g: int, n_groups: int, group: list[int]):
+    """Group g of n's progress as the whole run's: its fraction scaled into [g/n, (g+1)/n], and the
+    group's first variation named where the stage covers all of the group."""
+    if on_progress is None:
+        return None
+
+    def report(p: Progress):
+        variation = p.variation if p.variation >= 0 else group[0]
+        on_progress(Progress(round((g + p.fraction) / n_groups, 4), p.stage, variation))
+    return report
+
+
 def take_name(index: int, preset: str | None, seed: int) -> str:
     """`vamp <k> <preset> s<seed>`, k counted from 1 as a musician would."""
     return f"vamp {index + 1} {preset or 'custom'} s{seed}"
@@ -126,7 +142,9 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
-    def __init__(self, model_dir=None, device=None, finetune: str | None = None):
+    def __init__(self, model_dir=None, device=None, finetune: str | None = None,
+                 variations_per_batch: int | None = None):
+        self.variations_per_batch = variations_per_batch  # None: 1 on the CPU, all on an accelerator
         self._model_dir_arg = model_dir
         self._device_arg = device
         self._finetune = finetune
@@ -206,8 +224,29 @@ class Pipeline:
         `token_dirs`: more folders where saved tokens of earlier runs may be found. `take_suffix` is
         appended to take names (re-renders name their new effect chain)."""
         with self._lock:
-            return self._run(request, on_progress, on_result, should_cancel, only_variations, skip_existing,
-                             token_dirs, take_suffix)
+            request.validate()  # bad input fails before the models load (they decide the groups)
+            if request.seed is None:  # one seed for every group
+                request.seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+            indices = list(range(request.n_variations)) if only_variations is None else sorted(set(only_variations))
+            groups = self._groups(indices)
+            results = []
+            for g, group in enumerate(groups):
+                report = on_progress if len(groups) == 1 else _group_progress(on_progress, g, len(groups), group)
+                results += self._run(request, report, on_result, should_cancel, group, skip_existing, token_dirs,
+                                     take_suffix)
+            return sorted(results, key=lambda r: r.index)
+
+    def _groups(self, indices: list[int]) -> list[list[int]]:
+        """The variations in the order they are made, grouped. On the CPU one at a time: the first
+        is listed after 1/n of the job (2.5-3x sooner than with one batch, benchmarks/gui.py) and a
+        cancel keeps what is done, for a whole job 16-26 % longer than one batch (each group also
+        encodes the region again). An accelerator runs a batch nearly as fast as one variation, so
+        it takes them all. `variations_per_batch` chooses another trade-off."""
+        size = self.variations_per_batch
+        if size is None:
+            size = 1 if self.interface.device.type == "cpu" else len(indices)
+        size = max(1, int(size))
+        return [indices[i:i + size] for i in range(0, len(indices), size)] or [indices]
 
     def _run(self, request, on_progress, on_result, should_cancel, only_variations, skip_existing, token_dirs,
              take_suffix):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.audio import probe, read_region
+from bridge.dsp import resample
 from bridge.engine.interface import Interface
 from bridge.engine.prompts import HOP_LENGTH, SAMPLE_RATE
 
@@ -31,6 +32,7 @@ SPECTROGRAM_FFT = 2048
 SPECTROGRAM_MIN_HZ = 40.0
 SPECTROGRAM_MAX_HZ = 16000.0
 ENVELOPE_BLOCK = 96  # waveform samples per min/max pair: 8 pairs per token frame at 44.1 kHz
+CHANGE_RANGE_DB = 80.0  # the change view compares spectra down to this far below the loudest
 
 
 class _EngineRate:
@@ -149,3 +151,37 @@ def spectrogram(engine_audio: np.ndarray, n_frames: int, chunk_frames: int = 204
         power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2  # (chunk, bins)
         out[first:first + len(starts)] = 10 * np.log10(power @ bands + 1e-10)
     return out
+
+
+@dataclass
+class VariationView:
+    """A variation drawn under its clip: its waveform envelope and how much it changed per token
+    frame (`change_db`: mean absolute log-spectrum difference from the original, in dB, at the
+    files' own levels; spectra, not samples, because the codec re-synthesises kept stretches too,
+    with other phases)."""
+
+    path: str
+    envelope_x_frames: np.ndarray
+    envelope_min: np.ndarray
+    envelope_max: np.ndarray
+    change_db: np.ndarray  # (T,)
+
+
+def load_variation_view(path, clip: Clip) -> VariationView:
+    """Read a variation of `clip` (same region, any rate) and compare it with the original."""
+    audio, rate = read_region(str(path), 0.0, None)
+    x, lo, hi = _envelope(audio, rate)
+    return VariationView(str(path), x, lo, hi, change_db(audio, rate, clip))
+
+
+def change_db(audio: np.ndarray, sample_rate: int, clip: Clip) -> np.ndarray:
+    """(T,) mean |dB difference| over the spectrogram bands, per token frame of the clip. Both
+    signals as they are (mono, 44.1 kHz, not loudness-normalised): a level change shows."""
+    def level_spectrum(x, rate):
+        mono = resample(x.mean(axis=0, keepdims=True), rate, SAMPLE_RATE)[0] if rate != SAMPLE_RATE else x.mean(axis=0)
+        return spectrogram(mono.astype(np.float32), clip.n_frames)
+
+    ours, theirs = level_spectrum(audio, sample_rate), level_spectrum(clip.source_audio, clip.sample_rate)
+    floor = float(theirs.max()) - CHANGE_RANGE_DB  # ignore differences in near-silence
+    diff = np.abs(np.maximum(ours, floor) - np.maximum(theirs, floor))
+    return diff.mean(axis=1).astype(np.float32)

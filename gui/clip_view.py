@@ -11,12 +11,16 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
-from .clip import FRAMES_PER_SECOND, SPECTROGRAM_BANDS, SPECTROGRAM_MAX_HZ, SPECTROGRAM_MIN_HZ, Clip
+from .clip import FRAMES_PER_SECOND, SPECTROGRAM_BANDS, SPECTROGRAM_MAX_HZ, SPECTROGRAM_MIN_HZ, Clip, VariationView
 from .mask_grid import MaskGridWidget
 from .time_view import TimeView
 
 WAVE_COLOR = "#7fb2ff"
 AXIS_COLOR = "#9aa6b5"
+SELECTION_COLOR = "#ffffff"
+VARIATION_COLOR = "#f2a33a"
+CHANGE_COLOR = "#2fd0c0"
+CHANGE_FULL_SCALE_DB = 20.0  # the change plot's top: a 20 dB average spectral difference
 
 
 class _TimeViewBox(pg.ViewBox):
@@ -32,6 +36,58 @@ class _TimeViewBox(pg.ViewBox):
         anchor = self.mapSceneToView(ev.scenePos()).x()
         self.time_view.zoom(0.8 ** steps, anchor)
         ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph's name
+        """Right drag selects a stretch of time (the part to regenerate in context, and loop)."""
+        if ev.button() != Qt.MouseButton.RightButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        a = self.mapSceneToView(ev.buttonDownScenePos()).x()
+        b = self.mapSceneToView(ev.scenePos()).x()
+        self.time_view.set_selection(a, b)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph's name
+        if ev.button() == Qt.MouseButton.RightButton:  # a right click without a drag clears it
+            ev.accept()
+            self.time_view.set_selection(None)
+            return
+        super().mouseClickEvent(ev)
+
+
+class BarAxis(pg.AxisItem):
+    """The top ruler: bars (numbered) and beats once the clip's beats are known, token frames
+    before. Bars are thinned so their numbers never overlap; beats show as minor ticks when there
+    is room."""
+
+    MIN_LABEL_PX = 36
+    MIN_BEAT_PX = 6
+
+    def __init__(self, time_view: TimeView, **kwargs):
+        super().__init__(**kwargs)
+        self.time_view = time_view
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        beats = self.time_view.beats_frames
+        if len(beats) < 2 or size <= 0:
+            return super().tickValues(minVal, maxVal, size)
+        px_per_frame = size / max(1e-9, maxVal - minVal)
+        px_per_beat = float(np.median(np.diff(beats))) * px_per_frame
+        per_bar = self.time_view.BEATS_PER_BAR
+        bar_step = max(1, int(np.ceil(self.MIN_LABEL_PX / max(1e-9, px_per_beat * per_bar))))
+        visible = (beats >= minVal) & (beats <= maxVal)
+        index = np.arange(len(beats))
+        bars = beats[visible & (index % (per_bar * bar_step) == 0)]
+        minor = beats[visible & (index % per_bar != 0)] if px_per_beat >= self.MIN_BEAT_PX else []
+        return [(per_bar * bar_step, list(bars)), (1, list(minor))]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        beats = self.time_view.beats_frames
+        if len(beats) < 2:
+            return super().tickStrings(values, scale, spacing)
+        per_bar = self.time_view.BEATS_PER_BAR
+        index = np.searchsorted(beats, np.asarray(values) - 1e-6)
+        return [str(int(i) // per_bar + 1) if int(i) % per_bar == 0 else "" for i in index]
 
 
 class ClipView(QWidget):
@@ -53,9 +109,13 @@ class ClipView(QWidget):
         self.graphics.ci.layout.setRowStretchFactor(0, 2)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
 
-        top = self.wave_plot.getAxis("top")
-        top.setLabel("token frames", color=AXIS_COLOR)
+        self.bar_axis = BarAxis(time_view, orientation="top")
+        self.wave_plot.setAxisItems({"top": self.bar_axis})
+        self.bar_axis.setPen(pg.mkPen(AXIS_COLOR))
+        self.bar_axis.setTextPen(pg.mkPen(AXIS_COLOR))
+        self.bar_axis.setLabel("token frames", color=AXIS_COLOR)
         self.wave_plot.showAxis("top")
+        time_view.beats_changed.connect(self._on_beats)
         self.wave_plot.getAxis("bottom").setStyle(showValues=False)
         self.wave_plot.getAxis("bottom").setHeight(2)
         bottom = self.spec_plot.getAxis("bottom")
@@ -75,6 +135,30 @@ class ClipView(QWidget):
         self.wave_plot.addItem(self.wave_upper)
         self.wave_plot.addItem(self.wave_lower)
 
+        # The selected variation under the original: its waveform, and how much it changed per
+        # frame. In the layout only while a variation of this clip is shown.
+        self.variation = None
+        self.variation_plot = self._make_plot(row=2)
+        self.change_plot = self._make_plot(row=3)
+        for plot in (self.variation_plot, self.change_plot):
+            plot.setXLink(self.wave_plot)
+            plot.getAxis("bottom").setStyle(showValues=False)
+            plot.getAxis("bottom").setHeight(2)
+            self.graphics.ci.removeItem(plot)
+        self.variation_plot.getAxis("left").setLabel("variation")
+        self.variation_plot.setYRange(-1.05, 1.05, padding=0)
+        self.change_plot.getAxis("left").setLabel("change")
+        self.change_plot.setYRange(0, CHANGE_FULL_SCALE_DB, padding=0)
+        self.var_upper = pg.PlotDataItem(pen=pg.mkPen(VARIATION_COLOR, width=1))
+        self.var_lower = pg.PlotDataItem(pen=pg.mkPen(VARIATION_COLOR, width=1))
+        fill = pg.FillBetweenItem(self.var_upper, self.var_lower, brush=pg.mkBrush(VARIATION_COLOR))
+        self.variation_plot.addItem(fill)
+        self.variation_plot.addItem(self.var_upper)
+        self.variation_plot.addItem(self.var_lower)
+        self.change_curve = pg.PlotDataItem(pen=pg.mkPen(CHANGE_COLOR, width=1), fillLevel=0,
+                                            brush=pg.mkBrush(CHANGE_COLOR + "88"), stepMode="center")
+        self.change_plot.addItem(self.change_curve)
+
         self.spec_image = pg.ImageItem()
         self.spec_image.setColorMap(pg.colormap.get("inferno"))
         self.spec_plot.addItem(self.spec_image)
@@ -83,10 +167,41 @@ class ClipView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
-        self.setMinimumHeight(200)
+        self.setMinimumHeight(120)  # small screens: the splitter gives it more when there is room
+
+        # The time selection, drawn on both plots; its edges can be dragged.
+        self.selection_items = []
+        for plot in (self.wave_plot, self.spec_plot):
+            region = pg.LinearRegionItem(brush=pg.mkBrush(255, 255, 255, 40), pen=pg.mkPen(SELECTION_COLOR, width=1))
+            region.setZValue(10)
+            region.hide()
+            region.sigRegionChangeFinished.connect(self._on_region_moved)
+            plot.addItem(region)
+            self.selection_items.append(region)
 
         self.wave_plot.sigXRangeChanged.connect(self._on_plot_range)
         time_view.changed.connect(self._on_time_view)
+        time_view.selection_changed.connect(self._on_selection)
+
+    def _on_beats(self):
+        known = len(self.time_view.beats_frames) >= 2
+        self.bar_axis.setLabel("bars (detected beats, 4/4)" if known else "token frames", color=AXIS_COLOR)
+        self.bar_axis.picture = None  # pyqtgraph caches the drawn ticks
+        self.bar_axis.update()
+
+    def _on_selection(self, start_frame: float, end_frame: float):
+        for region in self.selection_items:
+            region.blockSignals(True)
+            if start_frame < 0:
+                region.hide()
+            else:
+                region.setRegion((start_frame, end_frame))
+                region.show()
+            region.blockSignals(False)
+
+    def _on_region_moved(self, region):
+        a, b = region.getRegion()
+        self.time_view.set_selection(a, b)
 
     def _make_plot(self, row: int) -> pg.PlotItem:
         plot = self.graphics.addPlot(row=row, col=0, viewBox=_TimeViewBox(self.time_view))
@@ -113,7 +228,43 @@ class ClipView(QWidget):
         self.spec_plot.getAxis("left").setTicks([ticks, []])
         self.spec_plot.setYRange(0, SPECTROGRAM_BANDS, padding=0)
 
+    def show_variation(self, view: VariationView | None):
+        """Draw a variation of this clip under it (None: take the variation rows away)."""
+        shown = self.variation is not None
+        self.variation = view
+        if view is None:
+            if shown:
+                self.graphics.ci.removeItem(self.variation_plot)
+                self.graphics.ci.removeItem(self.change_plot)
+                self._seconds_axis_on(self.spec_plot)
+            return
+        if not shown:
+            self.graphics.ci.addItem(self.variation_plot, row=2, col=0)
+            self.graphics.ci.addItem(self.change_plot, row=3, col=0)
+            self.graphics.ci.layout.setRowStretchFactor(2, 1)
+            self.graphics.ci.layout.setRowStretchFactor(3, 1)
+            self._seconds_axis_on(self.change_plot)
+        n = len(view.change_db)
+        self.change_curve.setData(np.arange(n + 1, dtype=np.float64), np.minimum(view.change_db, CHANGE_FULL_SCALE_DB))
+        self._on_time_view(self.time_view.start_frame, self.time_view.end_frame)
+
+    def _seconds_axis_on(self, plot: pg.PlotItem):
+        """The seconds ruler belongs under the lowest plot shown."""
+        for other in (self.spec_plot, self.change_plot):
+            axis = other.getAxis("bottom")
+            if other is plot:
+                axis.setScale(1.0 / FRAMES_PER_SECOND)
+                axis.setLabel("seconds", color=AXIS_COLOR)
+                axis.setStyle(showValues=True)
+                axis.setHeight(None)
+                axis.showLabel(True)
+            else:
+                axis.setStyle(showValues=False)
+                axis.showLabel(False)
+                axis.setHeight(2)
+
     def set_clip(self, clip: Clip | None):
+        self.show_variation(None)
         self.clip = clip
         if clip is None:
             self.wave_upper.setData([], [])
@@ -143,11 +294,16 @@ class ClipView(QWidget):
         self._update_wave(start_frame, end_frame)
 
     def _update_wave(self, start_frame: float, end_frame: float):
-        """Min/max of the visible envelope blocks, grouped to ~1 pair per pixel (plus a margin)."""
-        clip = self.clip
-        if clip is None:
+        if self.clip is None:
             return
-        x = clip.envelope_x_frames
+        self._draw_envelope(self.clip, self.wave_upper, self.wave_lower, start_frame, end_frame)
+        if self.variation is not None:
+            self._draw_envelope(self.variation, self.var_upper, self.var_lower, start_frame, end_frame)
+
+    def _draw_envelope(self, source, upper, lower, start_frame: float, end_frame: float):
+        """Min/max of the visible envelope blocks, grouped to ~1 pair per pixel (plus a margin).
+        The variation is drawn at the original's scale, so louder or quieter shows as such."""
+        x = source.envelope_x_frames
         width = end_frame - start_frame
         lo = max(0, int(np.searchsorted(x, start_frame - 0.1 * width)) - 1)
         hi = min(len(x), int(np.searchsorted(x, end_frame + 0.1 * width)) + 1)
@@ -158,11 +314,12 @@ class ClipView(QWidget):
         n = (hi - lo) // group
         if n < 1:
             return
+        peak = self._wave_peak
         xs = x[lo:lo + n * group].reshape(n, group).mean(axis=1)
-        top = clip.envelope_max[lo:lo + n * group].reshape(n, group).max(axis=1) / self._wave_peak
-        bottom = clip.envelope_min[lo:lo + n * group].reshape(n, group).min(axis=1) / self._wave_peak
-        self.wave_upper.setData(xs, top)
-        self.wave_lower.setData(xs, bottom)
+        top = source.envelope_max[lo:lo + n * group].reshape(n, group).max(axis=1) / peak
+        bottom = source.envelope_min[lo:lo + n * group].reshape(n, group).min(axis=1) / peak
+        upper.setData(xs, top)
+        lower.setData(xs, bottom)
 
     def keyPressEvent(self, event):  # noqa: N802
         if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):

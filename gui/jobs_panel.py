@@ -9,6 +9,7 @@ asks `JobService.resume` to queue the missing variations again with their origin
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -18,6 +19,8 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushBut
 ACTIVE = ("queued", "running")
 #: States `JobService.resume` accepts (it refuses `done`; queued and running need no resume).
 RESUMABLE = ("interrupted", "cancelled", "failed")
+ETA_MIN_ELAPSED_S = 1.0  # an estimate from less is noise
+ETA_MIN_PROGRESS = 0.02
 STAGE_NAMES = {"queued": "queued", "loading": "loading models", "encoding": "encoding", "coarse": "coarse",
                "c2f": "fine detail", "decoding": "decoding", "rendering": "rendering"}
 
@@ -26,9 +29,12 @@ class JobRow(QFrame):
     cancel_clicked = pyqtSignal(str)
     resume_clicked = pyqtSignal(str)
 
-    def __init__(self, job_id: str, title: str, client: str, parent=None):
+    def __init__(self, job_id: str, title: str, client: str, n_total: int = 0, parent=None):
         super().__init__(parent)
         self.job_id = job_id
+        self.n_total = n_total
+        self.eta_s: float | None = None
+        self._rate_start: tuple[float, float] | None = None  # (time, fraction) when it started running
         self.state = "queued"
         self.setObjectName("jobRow")
         self.title = QLabel(title)
@@ -36,6 +42,7 @@ class JobRow(QFrame):
         self.title.setToolTip(job_id)
         self.detail = QLabel(f"{'Reaper' if client.startswith('reaper') else client} · queued")
         self.detail.setObjectName("dim")
+        self.detail.setWordWrap(True)  # a narrow Jobs panel wraps the line instead of hiding ✕
         self.client = client
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
@@ -64,13 +71,30 @@ class JobRow(QFrame):
     def _who(self) -> str:
         return "Reaper" if self.client.startswith("reaper") else self.client
 
-    def set_progress(self, fraction: float, stage: str, variation: int):
+    def set_progress(self, fraction: float, stage: str, variation: int, now_s: float | None = None):
+        """Show the stage, the variation in work (k of n) and, once the rate is known, the time left."""
         if self.state not in ACTIVE:
             return
         self.state = "running" if stage != "queued" else "queued"
         self.bar.setValue(int(round(fraction * 1000)))
-        which = f" · variation {variation + 1}" if variation >= 0 else ""
-        self.detail.setText(f"{self._who()} · {STAGE_NAMES.get(stage, stage)}{which} · {fraction:.0%}")
+        now_s = time.monotonic() if now_s is None else now_s
+        if self.state == "running" and self._rate_start is None:
+            self._rate_start = (now_s, fraction)
+        of = f" of {self.n_total}" if self.n_total else ""
+        which = f" · variation {variation + 1}{of}" if variation >= 0 else ""
+        self.eta_s = self._estimate_s(fraction, now_s)
+        left = f" · about {_duration(self.eta_s)} left" if self.eta_s is not None else ""
+        self.detail.setText(f"{self._who()} · {STAGE_NAMES.get(stage, stage)}{which} · {fraction:.0%}{left}")
+
+    def _estimate_s(self, fraction: float, now_s: float) -> float | None:
+        """Time left from the rate since this row started running (None until it means something)."""
+        if self._rate_start is None:
+            return None
+        t0, f0 = self._rate_start
+        elapsed, done = now_s - t0, fraction - f0
+        if elapsed < ETA_MIN_ELAPSED_S or done < ETA_MIN_PROGRESS:
+            return None
+        return max(0.0, (1.0 - fraction) * elapsed / done)
 
     def set_finished(self, state: str, n_finished: int, n_total: int | None = None):
         """Show a job that stopped: done, failed, cancelled, or interrupted (the service stopped)."""
@@ -92,6 +116,7 @@ class JobRow(QFrame):
     def set_resumed(self):
         """The job is queued again (Resume here, or `resume` from Reaper)."""
         self.state = "queued"
+        self._rate_start = None  # the resumed run has its own rate
         self.cancel.setEnabled(True)
         self.cancel.setToolTip("Cancel this job (finished variations stay)")
         self.resume.hide()
@@ -122,6 +147,7 @@ class JobsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(holder)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink, ✕ stays in view
         self.empty = QLabel("No jobs yet. Paint a mask and press Vamp, or vamp from Reaper.")
         self.empty.setObjectName("dim")
         self.empty.setWordWrap(True)
@@ -144,7 +170,7 @@ class JobsPanel(QWidget):
         if row is not None:
             return row
         title = f"{Path(source_path).name}" + (f" × {n_total}" if n_total else "")
-        row = JobRow(job_id, title, client)
+        row = JobRow(job_id, title, client, n_total)
         row.cancel_clicked.connect(self.cancel_requested.emit)
         row.resume_clicked.connect(self.resume_requested.emit)
         self.rows[job_id] = row
@@ -189,3 +215,8 @@ class JobsPanel(QWidget):
 
     def active_jobs(self) -> list[str]:
         return [job_id for job_id, row in self.rows.items() if row.state in ACTIVE]
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"

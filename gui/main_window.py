@@ -9,69 +9,42 @@ top of the window that says what went wrong and what to do.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
-from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QScrollArea,
-                             QScrollBar, QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
+import numpy as np
+from PyQt6.QtCore import Qt, QUrl, pyqtSignal
+from PyQt6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
+from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+                             QScrollArea,
+                             QScrollBar, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
+from bridge.engine.prompts import detect_beats
 from bridge.request import VampRequest
 
-from .clip import Clip, load_clip
+from .clip import Clip, frame_to_seconds, load_clip, load_variation_view
 from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
+from .notice import NoticeBar
 from .playback import Player
-from .reaper_link import send_takes
 from .recipe_io import EditorSettings, load_settings, save_settings
 from .recipe_panel import RecipePanel
-from .sampling_panel import SamplingPanel
+from .sampling_panel import REQUEST_FIELDS, SamplingPanel
 from .settings import ConnectionSettings, Settings
 from .settings_dialog import SettingsDialog
+from .take_sender import TakeSender
 from .time_view import TimeView
-from .variations_panel import Variation, VariationsPanel, changed_tokens
+from .variations_panel import Variation, VariationsPanel, changed_tokens, clip_key, variations_on_disk
 from .workers import run_in_background
 
 AUDIO_FILTER = "Audio (*.wav *.wave *.flac *.aif *.aiff *.mp3 *.ogg);;All files (*)"
 GENERATE_MERGE_ID = 1
 LIVE_MERGE_WINDOW_S = 2.0  # live edits closer together than this are one undo step
-NOTICE_INFO_MS = 8000
 
-
-class NoticeBar(QFrame):
-    """A dismissable banner: errors stay until closed, information fades after a few seconds."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("notice")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.hide)
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error"):
-        self.label.setText(text)
-        self.setProperty("level", level)
-        self.style().unpolish(self)
-        self.style().polish(self)
-        self.show()
-        if level == "error":
-            self._timer.stop()
-        else:
-            self._timer.start(NOTICE_INFO_MS)
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
@@ -79,6 +52,9 @@ class MainWindow(QMainWindow):
     mask_generated = pyqtSignal()
     notice_shown = pyqtSignal(str, str)  # text, level
     takes_sent = pyqtSignal(list)
+    variations_reloaded = pyqtSignal(int)  # how many variations of the opened clip were found on disk
+    beats_found = pyqtSignal(list)  # beat frames of the opened clip (the ruler and snapping use them)
+    variation_shown = pyqtSignal(object)  # VariationView: the selected variation drawn under the clip
 
     def __init__(self, bridge=None, settings: Settings | None = None, player: Player | None = None, parent=None):
         super().__init__(parent)
@@ -86,10 +62,18 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.player = player or Player(self)
         self.clip: Clip | None = None
+        self._last_request: dict | None = None  # the previous Vamp's request: an identical one is refused
         self._job_sources: dict[str, str] = {}
         self._generation = 0
         self._last_live_generate_s = 0.0
         self._loading_path = ""
+        self._painting_choice: str | None = None  # "replace" or "combine" until the next hand edit
+        self._pending_generated = None
+        self._hand_edits = 0  # counts strokes and boxes: a mask asked for before one is stale
+        self.painting_prompt: QMessageBox | None = None
+        self.quit_prompt: QMessageBox | None = None
+        self._quit_confirmed = False
+        self.painting_prompt_buttons: dict = {}
         self.setWindowTitle("VampBridge")
         self.setAcceptDrops(True)
 
@@ -100,6 +84,7 @@ class MainWindow(QMainWindow):
         self.scrollbar = QScrollBar(Qt.Orientation.Horizontal)
         self.readout = QLabel("Open a clip: File > Open, drop a file here, or “Open in editor” in Reaper")
         self.readout.setObjectName("readout")
+        self.readout.setWordWrap(True)  # a long summary wraps instead of widening the window
         self.recipe_panel = RecipePanel()
         self.sampling_panel = SamplingPanel()
         self.jobs_panel = JobsPanel()
@@ -111,12 +96,18 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_layout()
+        self.grid.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.grid.setFocus()  # the tool keys work from the start
         self._connect()
         self._restore_settings()
         self._update_vamp_button()
         self.variations_panel.set_playback(self.player.available, self.player.reason)
         self.variations_panel.set_send_enabled(False, "Open the clip from Reaper (VampBridge: Open in editor) "
                                                       "to send takes back to its item")
+        self._open_url = QDesktopServices.openUrl  # the system player / file manager (tests replace it)
+        self.take_sender = TakeSender(self)
+        self.take_sender.notice.connect(self.show_notice)
+        self.take_sender.finished.connect(self.takes_sent.emit)
         if bridge is not None:
             self._connect_bridge(bridge)
 
@@ -159,13 +150,20 @@ class MainWindow(QMainWindow):
         self.zoom_in_action = action("Zoom in", lambda: self.time_view.zoom(0.5), "Ctrl+=")
         self.zoom_out_action = action("Zoom out", lambda: self.time_view.zoom(2.0), "Ctrl+-")
         self.vamp_action = action("Vamp", self.vamp, "Ctrl+Return", "Make variations")
+        # Listening keys: single keys like the tools (a focused text field keeps its own typing).
+        self.play_action = action("Play / stop", self.play_or_stop, "Space", "Play the selected variation, or stop")
+        self.ab_action = action("A/B", self.toggle_ab, "A", "Switch between the variation and the original")
+        self.roll_action = action("Roll seed", self.sampling_panel.roll_seed, "D", "A new random seed")
+        self.snap_action = action("Snap to beats", lambda on: setattr(self.time_view, "snap", bool(on)), "S",
+                                  "The rectangle, the brush and the time selection snap to the clip's beats")
+        self.snap_action.setCheckable(True)
 
         self.tool_group = QActionGroup(self)
         self.tool_actions = {}
         for tool, text, key, tip in ((TOOL_BRUSH, "Brush", "B", "Paint tokens to regenerate (right drag erases)"),
                                      (TOOL_ERASER, "Eraser", "E", "Paint tokens to keep"),
                                      (TOOL_RECT, "Rectangle", "R", "Drag a time × codebook box to regenerate "
-                                                                   "(Alt or right drag: keep)")):
+                                                                   "(right drag or Shift+drag: keep; Alt too)")):
             a = QAction(text, self)
             a.setCheckable(True)
             a.setShortcut(QKeySequence(key))
@@ -178,6 +176,10 @@ class MainWindow(QMainWindow):
         self.brush_size.setSuffix(" px")
         self.brush_size.setPrefix("size ")
         self.brush_size.setToolTip("Brush radius in screen pixels (0 = one pixel: exact single cells when zoomed in)")
+        # The tool keys (B/E/R) must reach the window at start: the size field takes the keyboard
+        # only when clicked, and gives it back to the grid when its edit is done.
+        self.brush_size.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.brush_size.editingFinished.connect(lambda: self.grid.setFocus())
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -194,9 +196,14 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         edit.addAction(self.settings_action)
         view = menu.addMenu("&View")
-        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.snap_action):
             view.addAction(a)
-        menu.addMenu("&Vamp").addAction(self.vamp_action)
+        vamp_menu = menu.addMenu("&Vamp")
+        for a in (self.vamp_action, self.roll_action):
+            vamp_menu.addAction(a)
+        listen = menu.addMenu("&Listen")
+        for a in (self.play_action, self.ab_action):
+            listen.addAction(a)
 
         bar = self.addToolBar("Edit")
         bar.setObjectName("editToolbar")
@@ -212,6 +219,8 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
             bar.addAction(a)
+        bar.addSeparator()
+        bar.addAction(self.snap_action)
 
     def _build_layout(self):
         grid_box = QWidget()
@@ -221,6 +230,7 @@ class MainWindow(QMainWindow):
         grid_layout.addWidget(self.grid, 1)
         grid_layout.addWidget(self.scrollbar)
         grid_layout.addWidget(self.readout)
+        grid_layout.addWidget(self.variations_panel.legend)  # it explains the grid's colours: under the grid
 
         self.editor_split = QSplitter(Qt.Orientation.Vertical)
         self.editor_split.addWidget(self.clip_view)
@@ -230,12 +240,12 @@ class MainWindow(QMainWindow):
         self.bottom_split = QSplitter(Qt.Orientation.Horizontal)
         self.bottom_split.addWidget(_padded(self.jobs_panel))
         self.bottom_split.addWidget(_padded(self.variations_panel))
-        self.bottom_split.setSizes([330, 670])
+        self.bottom_split.setSizes([300, 700])
 
         self.main_split = QSplitter(Qt.Orientation.Vertical)
         self.main_split.addWidget(self.editor_split)
         self.main_split.addWidget(self.bottom_split)
-        self.main_split.setSizes([560, 240])
+        self.main_split.setSizes([520, 300])
 
         side = QWidget()
         side.setObjectName("side")
@@ -247,27 +257,41 @@ class MainWindow(QMainWindow):
             side_layout.addWidget(label)
             side_layout.addWidget(panel)
         side_layout.addStretch(1)
-        side_layout.addWidget(self.vamp_button)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(side)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(side.minimumSizeHint().width() + 16)  # never cut the fields off
+        self.side_scroll = scroll
+        # The panels scroll; the Vamp button stays below them, always in view.
+        side_column = QWidget()
+        side_column.setObjectName("side")
+        column = QVBoxLayout(side_column)
+        column.setContentsMargins(0, 0, 0, 6)
+        column.setSpacing(4)
+        column.addWidget(scroll, 1)
+        vamp_row = QHBoxLayout()
+        vamp_row.setContentsMargins(8, 0, 8, 0)
+        vamp_row.addWidget(self.vamp_button)
+        column.addLayout(vamp_row)
 
         self.side_split = QSplitter(Qt.Orientation.Horizontal)
         self.side_split.addWidget(self.main_split)
-        self.side_split.addWidget(scroll)
+        self.side_split.addWidget(side_column)
         self.side_split.setStretchFactor(0, 1)
         self.side_split.setSizes([1000, 340])
+        for split in (self.editor_split, self.bottom_split, self.main_split, self.side_split):
+            split.setChildrenCollapsible(False)
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.notice)
         layout.addWidget(self.side_split, 1)
         self.setCentralWidget(central)
+        self.notice.setParent(central)  # floats over the content: no layout shift (see NoticeBar)
+        self.notice.hide()
 
         self.osc_label = QLabel("OSC: starting…")
         self.engine_label = QLabel("engine: loading models…")
@@ -276,8 +300,15 @@ class MainWindow(QMainWindow):
 
     def _connect(self):
         self.mask_model.changed.connect(self._update_readout)
+        self.mask_model.hand_edited.connect(self._on_hand_edit)
+        self.mask_model.fields_restored.connect(self._on_fields_restored)
+        self.recipe_panel.fields_edited.connect(self._check_fields)
+        self.recipe_panel.undo_requested.connect(self.mask_model.undo_stack.undo)
+        self.recipe_panel.redo_requested.connect(self.mask_model.undo_stack.redo)
         self.mask_model.reset_done.connect(self._update_readout)
         self.time_view.changed.connect(self._sync_scrollbar)
+        self.time_view.selection_changed.connect(self._on_selection)
+        self.sampling_panel.clear_selection.clicked.connect(lambda: self.time_view.set_selection(None))
         self.scrollbar.valueChanged.connect(self._on_scrollbar)
         self.grid.hovered.connect(lambda text: self.statusBar().showMessage(text, 4000) if text else None)
         self.brush_size.valueChanged.connect(lambda v: setattr(self.grid, "brush_radius_px", v))
@@ -292,10 +323,14 @@ class MainWindow(QMainWindow):
         vp.play_clicked.connect(self.play_variation)
         vp.stop_clicked.connect(self.player.stop)
         vp.ab_clicked.connect(self.toggle_ab)
+        vp.loop.toggled.connect(lambda *_: self._apply_loop())
         vp.changes_toggled.connect(self.show_variation_tokens)
+        vp.tree.currentItemChanged.connect(self._on_current_variation)  # bound: the tree emits as it goes
         vp.send_clicked.connect(self.send_to_reaper)
         vp.export_clicked.connect(self.choose_export)
         vp.load_recipe_clicked.connect(lambda v: self.load_recipe(v.recipe_path))
+        vp.open_external_clicked.connect(lambda v: self._open_url(QUrl.fromLocalFile(v.audio_path)))
+        vp.reveal_clicked.connect(lambda v: self._open_url(QUrl.fromLocalFile(str(Path(v.audio_path).parent))))
         self.player.playing_changed.connect(self._on_playing_changed)
 
     def _connect_bridge(self, bridge):
@@ -357,7 +392,8 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            screen = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1440, screen.width()) if screen else 1440, min(900, screen.height()) if screen else 900)
         for name in ("editor_split", "bottom_split", "main_split", "side_split"):
             state = s.get_bytes(f"window/{name}")
             if state is not None:
@@ -390,17 +426,54 @@ class MainWindow(QMainWindow):
             pass
         s.sync()
 
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if not self.notice.isHidden():
+            self.notice.place()
+
     def closeEvent(self, event):  # noqa: N802
+        """Quitting while jobs run asks first (they would be left interrupted, to resume later)."""
+        active = self.jobs_panel.active_jobs()
+        if active and self.isVisible() and not self._quit_confirmed:
+            event.ignore()
+            self._ask_to_quit(len(active))
+            return
         self.save_settings()
         self.player.stop()
         super().closeEvent(event)
 
+    def _ask_to_quit(self, n_active: int):
+        if self.quit_prompt is not None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Quit VampBridge?",
+                          f"{n_active} job(s) are queued or running. Quit anyway? They stop now and are "
+                          "listed as interrupted at the next start, where Resume finishes them.", parent=self)
+        self.quit_prompt_button = box.addButton("Quit", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep working", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def chosen(button):
+            self.quit_prompt = None
+            if button is self.quit_prompt_button:
+                self._quit_confirmed = True
+                self.close()
+
+        box.buttonClicked.connect(chosen)
+        box.finished.connect(box.deleteLater)
+        self.quit_prompt = box
+        box.open()
+
     # -- notices -------------------------------------------------------------------------------
 
-    def show_notice(self, text: str, level: str = "error"):
-        self.notice.show_message(text, level)
+    def show_notice(self, text: str, level: str = "error", key: str = "", action=None):
+        """A banner; `key` names the problem so that fixing it clears the banner (`clear_notice`)."""
+        self.notice.show_message(text, level, key, action)
         self.statusBar().showMessage(text.split("\n")[0], 10000)
         self.notice_shown.emit(text, level)
+
+    def clear_notice(self, key: str):
+        self.notice.clear(key)
 
     # -- opening clips -------------------------------------------------------------------------
 
@@ -415,7 +488,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self._last_dir = str(Path(path).parent)
         run_in_background(load_clip, path, start_s, length_s, **reaper_fields,
-                          on_result=self._on_clip_loaded,
+                          owner=self, on_result=self._on_clip_loaded,
                           on_error=lambda e, p=str(path): self._on_clip_failed(p, e))
 
     def _on_clip_failed(self, path, error):
@@ -434,14 +507,44 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"VampBridge — {clip.name}")
         origin = " (from Reaper)" if clip.from_reaper else ""
         self.statusBar().showMessage(f"Opened {clip.describe()}{origin}", 6000)
-        if clip.from_reaper:
-            self.variations_panel.set_send_enabled(True)
-        else:
-            self.variations_panel.set_send_enabled(False, "This clip was opened from a file: open it from Reaper "
-                                                          "(VampBridge: Open in editor) to send takes back")
+        self.variations_panel.set_tokens_shown(False)  # the tokens of another clip's variation
+        self.variations_panel.set_open_clip(self.open_clip_key(), clip.from_reaper,
+                                            "" if clip.from_reaper else
+                                            "This clip was opened from a file: open it from Reaper "
+                                            "(VampBridge: Open in editor) to send takes back")
+        self._last_request = None
         self._update_vamp_button()
         self.clip_loaded.emit(clip)
         self.generate_mask(live=False, first=True)
+        self._reload_variations(clip)
+        run_in_background(detect_beats, clip.engine_audio, owner=self,
+                          on_result=lambda beats, c=clip: self._on_beats(c, beats),
+                          on_error=lambda e: log.warning("beat detection failed: %s", e))
+
+    def _on_beats(self, clip: Clip, beats):
+        """The ruler's bars and beats, and what snapping snaps to (the detector's beats)."""
+        if clip is not self.clip:
+            return
+        self.time_view.set_beats(beats)
+        self.beats_found.emit(list(beats))
+
+    def _reload_variations(self, clip: Clip):
+        """List the clip's variations found in its render folder (after a restart, or made by
+        another run), from their recipes."""
+        from bridge.paths import default_render_dir
+
+        folder = self.sampling_panel.output_dir.text().strip() or str(default_render_dir())
+        key = self.open_clip_key()
+
+        def show(found):
+            if clip is not self.clip:
+                return
+            for variation in found:
+                self.variations_panel.add(variation)
+            self.variations_reloaded.emit(len(found))
+
+        run_in_background(variations_on_disk, folder, key, owner=self, on_result=show,
+                          on_error=lambda e: log.warning("could not list %s: %s", folder, e))
 
     def _on_open_request(self, request):
         """Reaper's "open in editor": load that region, remember the item for sending takes back."""
@@ -475,33 +578,117 @@ class MainWindow(QMainWindow):
 
     def generate_mask(self, live: bool = False, first: bool = False):
         """Build the recipe's mask for variation 1 (the seed) on the thread pool, then apply it as
-        one undo step (live edits in quick succession merge into one)."""
+        one undo step (live edits in quick succession merge into one). A live edit over a
+        hand-painted mask asks first whether to replace the painting or combine with it."""
         if self.clip is None:
             return
         try:
             recipe = self.recipe_panel.recipe()
         except ValueError as e:
-            self.show_notice(f"The mask settings are not valid: {e}")
+            self.show_notice(f"The mask settings are not valid: {e}", key="mask_fields")
             return
+        self.clear_notice("mask_fields")
         self._generation += 1
         generation, clip, seed = self._generation, self.clip, self.sampling_panel.seed.value()
+        hand_edits = self._hand_edits
 
         def apply(cells):
-            if generation != self._generation or clip is not self.clip:
-                return  # a newer edit or clip superseded this one
-            now = time.monotonic()
-            merge = GENERATE_MERGE_ID if live and now - self._last_live_generate_s < LIVE_MERGE_WINDOW_S else -1
-            self._last_live_generate_s = now if live else 0.0
+            if generation != self._generation or clip is not self.clip or hand_edits != self._hand_edits:
+                return  # a newer edit, painting or clip superseded this one
+            if live and self.mask_model.is_hand_painted():
+                if self._painting_choice is None:
+                    self._ask_about_painting(cells, recipe)
+                else:
+                    self._apply_over_painting(cells, recipe, self._painting_choice)
+                return
             name = recipe.preset or "custom"
             if first:
                 self.mask_model.reset(clip.n_frames, cells, recipe)
             else:
-                self.mask_model.replace(cells, recipe, f"Generate mask ({name})", merge_id=merge)
-            self.mask_generated.emit()
+                self.mask_model.replace(cells, recipe, f"Generate mask ({name})", merge_id=self._merge_id(live))
+            self._after_generate()
 
         run_in_background(build_recipe_mask, recipe, clip.n_frames, seed, clip.engine_audio,
-                          on_result=apply,
+                          owner=self, on_result=apply,
                           on_error=lambda e: self.show_notice(f"Could not build the mask: {e}"))
+
+    def _merge_id(self, live: bool) -> int:
+        now = time.monotonic()
+        merge = GENERATE_MERGE_ID if live and now - self._last_live_generate_s < LIVE_MERGE_WINDOW_S else -1
+        self._last_live_generate_s = now if live else 0.0
+        return merge
+
+    def _after_generate(self):
+        self.variations_panel.set_tokens_shown(False)  # another mask: an old variation's tint misleads
+        self.mask_generated.emit()
+
+    def _ask_about_painting(self, cells, recipe):
+        """A live edit's mask waits while the musician decides what happens to their painting."""
+        self._pending_generated = (cells, recipe, self.clip)
+        if self.painting_prompt is not None:
+            return  # asked already; the newest edit's mask is the one applied
+        box = QMessageBox(QMessageBox.Icon.Question, "Painted mask",
+                          "The mask has cells painted by hand. Replace the painting with the generator's "
+                          "mask, or combine them (painted cells stay as painted, the generator decides "
+                          "the rest)? The choice holds until you paint again; Undo brings the painting back.",
+                          parent=self)
+        buttons = {"replace": box.addButton("Replace painting", QMessageBox.ButtonRole.DestructiveRole),
+                   "combine": box.addButton("Combine", QMessageBox.ButtonRole.AcceptRole),
+                   "keep": box.addButton("Keep painting", QMessageBox.ButtonRole.RejectRole)}
+        box.setDefaultButton(buttons["combine"])
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.buttonClicked.connect(lambda button: self._on_painting_choice(
+            next(name for name, b in buttons.items() if b is button)))
+        box.finished.connect(box.deleteLater)
+        self.painting_prompt, self.painting_prompt_buttons = box, buttons
+        box.open()
+
+    def _on_painting_choice(self, choice: str):
+        self.painting_prompt = None
+        pending, self._pending_generated = self._pending_generated, None
+        if choice == "keep":  # the fields go back to the mask they describe
+            fields = self.mask_model.state.fields
+            if fields is not None:
+                self.recipe_panel.set_recipe(fields)
+            return
+        self._painting_choice = choice
+        if pending is not None and pending[2] is self.clip:
+            self._apply_over_painting(pending[0], pending[1], choice)
+
+    def _apply_over_painting(self, cells, recipe, choice: str):
+        model = self.mask_model
+        name = recipe.preset or "custom"
+        if choice == "combine":
+            hand = model.hand_edits()
+            combined = np.where(hand, model.cells, cells)
+            model.replace(combined, None, f"Combine mask ({name}) with painting", merge_id=self._merge_id(True),
+                          hand=hand.copy(), fields=recipe)
+        else:
+            model.replace(cells, recipe, f"Generate mask ({name}) over painting", merge_id=self._merge_id(True))
+        self._after_generate()
+
+    def _on_hand_edit(self):
+        self._hand_edits += 1
+        self._painting_choice = None  # new painting: ask again before a generator touches it
+
+    def _on_fields_restored(self, fields):
+        self.recipe_panel.set_recipe(fields)
+        try:
+            self.recipe_panel.recipe()
+            self.clear_notice("mask_fields")
+        except ValueError:
+            pass
+
+    def _check_fields(self):
+        """Every field edit: a banner about invalid fields goes as soon as they are valid again."""
+        try:
+            self.recipe_panel.recipe()
+        except ValueError as e:
+            if not self.recipe_panel.live.isChecked():
+                return  # said when Generate is pressed
+            self.show_notice(f"The mask settings are not valid: {e}", key="mask_fields")
+            return
+        self.clear_notice("mask_fields")
 
     def _on_seed_changed(self, _seed):
         # The grid shows variation 1's mask, which a random recipe draws from the seed.
@@ -607,28 +794,63 @@ class MainWindow(QMainWindow):
         self.vamp_button.setText(f"Vamp  ×{n}")
         self.vamp_button.setEnabled(self.clip is not None and self.bridge is not None)
 
+    def time_options(self) -> dict:
+        """The time-aware options of the next Vamp (common contract): the selection to regenerate
+        in context as `regen_start_s`/`regen_length_s` in SOURCE-file seconds, `loop`, `stereo`."""
+        options = self.sampling_panel.time_options()
+        selection = self.time_view.selection
+        if selection is not None and self.clip is not None:
+            start_s = frame_to_seconds(selection[0])
+            end_s = min(frame_to_seconds(selection[1]), self.clip.duration_s)
+            options["regen_start_s"] = round(self.clip.start_s + start_s, 6)
+            options["regen_length_s"] = round(end_s - start_s, 6)
+        return options
+
     def build_request(self) -> VampRequest:
         clip, sp = self.clip, self.sampling_panel
+        # Only the options this engine's request takes (all of them once the time-aware engine is in).
+        extra = {k: v for k, v in self.time_options().items() if k in REQUEST_FIELDS}
         return VampRequest(source_path=clip.path, start_s=clip.start_s, length_s=clip.length_s,
                            playrate=clip.playrate, mask=self.mask_model.to_recipe().to_json(),
                            sampling=sp.sampling(), fx=sp.fx_value(), n_variations=sp.variations.value(),
                            seed=sp.seed.value(), output_dir=sp.output_dir.text().strip() or None,
-                           item_guid=clip.item_guid, take_guid=clip.take_guid)
+                           item_guid=clip.item_guid, take_guid=clip.take_guid, **extra)
+
+    def _on_selection(self, start_frame: float, end_frame: float):
+        self._apply_loop()
+        if start_frame < 0:
+            self.sampling_panel.show_selection(None)
+        else:
+            self.sampling_panel.show_selection(frame_to_seconds(start_frame), frame_to_seconds(end_frame))
 
     def vamp(self) -> str | None:
-        """Queue a job with the current clip, mask and settings; returns its id (None on error)."""
+        """Queue a job with the current clip, mask and settings; returns its id (None on error, or
+        when the request is identical to the previous one). Afterwards the seed moves on past the
+        seeds used, unless it is locked, so the next Vamp makes new variations."""
         if self.clip is None or self.bridge is None:
             self.show_notice("Open a clip first (File > Open, or drop an audio file on the window).")
             return None
         try:
             request = self.build_request()
+        except Exception as e:  # RequestError carries a message for a person
+            self.show_notice(f"Could not start the job: {e}")
+            return None
+        if self._last_request is not None and request.to_dict() == self._last_request:
+            self.show_notice(f"This Vamp is identical to the previous one (seed {request.seed}, same mask and "
+                             "settings): its variations are listed already. Unlock the seed or change a setting "
+                             "for new ones.", "info", key="identical")
+            return None
+        try:
             job_id = self.bridge.submit(request)
         except Exception as e:  # RequestError/JobError carry a message for a person
             self.show_notice(f"Could not start the job: {e}")
             return None
+        self._last_request = request.to_dict()
         self._job_sources[job_id] = self.clip.path
         self.jobs_panel.add_job(job_id, self.clip.path, "gui", request.n_variations)
-        self.statusBar().showMessage(f"Queued {request.n_variations} variation(s) of {self.clip.name}", 4000)
+        self.statusBar().showMessage(f"Queued {request.n_variations} variation(s) of {self.clip.name} "
+                                     f"(seeds {request.seed}–{request.seed + request.n_variations - 1})", 4000)
+        self.sampling_panel.advance_seed(request.n_variations)
         return job_id
 
     def cancel_job(self, job_id: str):
@@ -681,7 +903,25 @@ class MainWindow(QMainWindow):
             self.show_notice(self.player.reason)
             return
         self._ab_original = False
+        self._apply_loop()
         self.player.play(variation.audio_path)
+
+    def _apply_loop(self):
+        """The Loop button loops the time selection when there is one, else the whole file."""
+        selection = self.time_view.selection if self.clip is not None else None
+        if self.variations_panel.loop.isChecked() and selection is not None:
+            self.player.set_loop(True, frame_to_seconds(selection[0]), frame_to_seconds(selection[1]))
+        else:
+            self.player.set_loop(self.variations_panel.loop.isChecked())
+
+    def play_or_stop(self):
+        """Space: stop what plays, or play the selected variation."""
+        if self.player.current_path:
+            self.player.stop()
+            return
+        variation = self.variations_panel.current()
+        if variation is not None:
+            self.play_variation(variation)
 
     def toggle_ab(self):
         """Switch between the selected variation (B) and the original region (A), same position."""
@@ -703,12 +943,31 @@ class MainWindow(QMainWindow):
             side = "A (original)" if getattr(self, "_ab_original", False) else "B"
             self.statusBar().showMessage(f"Playing {side}: {Path(path).name}")
 
+    def _on_current_variation(self, _current, _previous):
+        self.show_variation_audio(self.variations_panel.current())
+
+    def show_variation_audio(self, variation: Variation | None):
+        """The selected variation's waveform and its change from the original, under the clip
+        (only a variation of the open clip: another clip's would not line up)."""
+        clip = self.clip
+        if variation is None or clip is None or variation.clip_key != self.open_clip_key():
+            self.clip_view.show_variation(None)
+            return
+
+        def show(view):
+            if clip is self.clip and self.variations_panel.current() is variation:
+                self.clip_view.show_variation(view)
+                self.variation_shown.emit(view)
+
+        run_in_background(load_variation_view, variation.audio_path, clip, owner=self, on_result=show,
+                          on_error=lambda e: self.clip_view.show_variation(None))
+
     def show_variation_tokens(self, variation: Variation | None):
         if variation is None:
             self.grid.set_overlay(None)
             return
         run_in_background(changed_tokens, variation.recipe_path,
-                          on_result=self._show_overlay,
+                          owner=self, on_result=self._show_overlay,
                           on_error=lambda e: self.show_notice(f"No token file for this variation ({e}); "
                                                               "re-render it to see its tokens."))
 
@@ -740,28 +999,13 @@ class MainWindow(QMainWindow):
         self.show_notice(f"Exported {len(variations)} variation(s) to {folder}", "info")
         return copied
 
-    def send_to_reaper(self, variations):
-        if not variations:
-            self.show_notice("Tick the variations to send first.", "info")
-            return
-        fallback = self.clip.item_guid if self.clip is not None else ""
-        takes = [(v.item_guid or fallback, v.audio_path, v.recipe_path, v.take_name) for v in variations]
-        if not all(t[0] for t in takes):
-            self.show_notice("These variations don't belong to a Reaper item: open the clip from Reaper "
-                             "(VampBridge: Open in editor) and vamp it there or here.")
-            return
-        self.statusBar().showMessage(f"Sending {len(takes)} take(s) to Reaper…")
-        run_in_background(send_takes, takes, port=self.listener_port(), token=self.osc_token(),
-                          on_result=self._on_takes_sent,
-                          on_error=lambda e: self.show_notice(f"Could not reach Reaper: {e}"))
+    def open_clip_key(self) -> tuple | None:
+        clip = self.clip
+        return None if clip is None else clip_key(clip.path, clip.start_s, clip.length_s, clip.item_guid)
 
-    def _on_takes_sent(self, outcomes):
-        failed = [o for o in outcomes if not o.ok]
-        if failed:
-            self.show_notice("Reaper did not add " + "; ".join(f"{o.take_name}: {o.message}" for o in failed))
-        else:
-            self.show_notice(f"Added {len(outcomes)} take(s) in Reaper", "info")
-        self.takes_sent.emit(outcomes)
+    def send_to_reaper(self, variations):
+        """Add the open clip's variations among `variations` as takes of its Reaper item."""
+        self.take_sender.send(self.clip, variations, port=self.listener_port(), token=self.osc_token())
 
 
 def _padded(widget: QWidget) -> QWidget:

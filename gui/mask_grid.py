@@ -13,6 +13,7 @@ zoomed out, and only the changed cells' rectangle is invalidated after an edit.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,17 +35,30 @@ UNDO_LIMIT = 100
 # --- the model ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MaskState:
+    """What an undo step restores besides the cells: the recipe that generated them (None once
+    painted), which cells were set by hand (`hand`, (14, T) bool, None = none), and the generator
+    fields shown in the Mask panel (`fields`)."""
+
+    recipe: MaskRecipe | None = None
+    hand: np.ndarray | None = None
+    fields: MaskRecipe | None = None
+
+
 class MaskModel(QObject):
     """The editable mask. `recipe` is the recipe that generated the current cells, or None once
     they were painted by hand (then the mask travels as a painted `grid_rle`)."""
 
     changed = pyqtSignal(int, int, int, int)  # t0, t1, c0, c1 (end-exclusive) of changed cells
     reset_done = pyqtSignal()
+    hand_edited = pyqtSignal()  # a stroke, box, invert or clear (not a generator)
+    fields_restored = pyqtSignal(object)  # MaskRecipe: undo/redo went back to these generator fields
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.cells = np.zeros((N_CODEBOOKS, 1), dtype=np.uint8)
-        self.recipe: MaskRecipe | None = None
+        self.state = MaskState()
         self.seed = 0
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setUndoLimit(UNDO_LIMIT)
@@ -52,8 +66,23 @@ class MaskModel(QObject):
         self._stroke_box: list[int] | None = None
 
     @property
+    def recipe(self) -> MaskRecipe | None:
+        return self.state.recipe
+
+    @property
     def n_frames(self) -> int:
         return self.cells.shape[1]
+
+    def hand_edits(self) -> np.ndarray:
+        """(14, T) bool: the cells set by hand (strokes, boxes; everything after invert or clear)."""
+        hand = self.state.hand
+        if hand is None or hand.shape != self.cells.shape:
+            return np.zeros(self.cells.shape, dtype=bool)
+        return hand
+
+    def is_hand_painted(self) -> bool:
+        """True when the cells hold painting a generator would throw away."""
+        return self.state.recipe is None and bool(self.hand_edits().any())
 
     # -- whole-grid changes ------------------------------------------------------------------
 
@@ -61,25 +90,33 @@ class MaskModel(QObject):
         """A new clip: a fresh grid and an empty undo history (edits of another clip can't apply)."""
         self.cells = np.ones((N_CODEBOOKS, n_frames), dtype=np.uint8) if cells is None else \
             np.ascontiguousarray(cells, dtype=np.uint8)
-        self.recipe = recipe
+        self.state = MaskState(recipe, None, recipe)
         self.undo_stack.clear()
         self.reset_done.emit()
         self.changed.emit(0, self.n_frames, 0, N_CODEBOOKS)
 
-    def replace(self, cells: np.ndarray, recipe: MaskRecipe | None, text: str, merge_id: int = -1):
-        """Undoable: set every cell (generators, invert, clear, loading a painted mask)."""
+    def replace(self, cells: np.ndarray, recipe: MaskRecipe | None, text: str, merge_id: int = -1,
+                hand: np.ndarray | None = None, fields: MaskRecipe | None = None):
+        """Undoable: set every cell (generators, invert, clear, loading a painted mask). `hand`:
+        the cells set by hand afterwards (default: none for a recipe, every cell otherwise);
+        `fields`: the generator fields that go with this step."""
         cells = np.ascontiguousarray(cells, dtype=np.uint8)
         if cells.shape != self.cells.shape:
             raise ValueError(f"mask is {cells.shape[0]} x {cells.shape[1]} but the clip's grid is "
                              f"{self.cells.shape[0]} x {self.cells.shape[1]}")
+        if hand is None and recipe is None:
+            hand = np.ones(cells.shape, dtype=bool)
+        after = MaskState(recipe, hand, fields if fields is not None else (recipe or self.state.fields))
         self.undo_stack.push(CellsCommand(self, 0, self.n_frames, 0, N_CODEBOOKS, self.cells.copy(),
-                                          cells, self.recipe, recipe, text, merge_id=merge_id))
+                                          cells, self.state, after, text, merge_id=merge_id))
 
     def invert(self):
         self.replace(1 - self.cells, None, "Invert mask")
+        self.hand_edited.emit()
 
     def clear(self):
         self.replace(np.zeros_like(self.cells), None, "Clear mask (keep everything)")
+        self.hand_edited.emit()
 
     def fill(self, t0: int, t1: int, c0: int, c1: int, value: int, text: str = "Rectangle"):
         """Undoable: frames [t0, t1) of codebooks [c0, c1) set to `value`."""
@@ -89,7 +126,15 @@ class MaskModel(QObject):
             return
         before = self.cells[c0:c1, t0:t1].copy()
         after = np.full_like(before, value)
-        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, before, after, self.recipe, None, text))
+        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, before, after, self.state,
+                                          self._painted(t0, t1, c0, c1, None), text))
+        self.hand_edited.emit()
+
+    def _painted(self, t0, t1, c0, c1, touched) -> MaskState:
+        """The state after hand-setting the box (all of it, or the `touched` cells of it)."""
+        hand = self.hand_edits().copy()
+        hand[c0:c1, t0:t1] |= True if touched is None else touched
+        return MaskState(None, hand, self.state.fields)
 
     # -- strokes: painted live, recorded as one undo step when the mouse is released ---------
 
@@ -126,15 +171,19 @@ class MaskModel(QObject):
         new = self.cells[c0:c1, t0:t1].copy()
         if np.array_equal(old, new):
             return
-        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, old.copy(), new, self.recipe, None, text,
-                                          already_applied=True))
+        self.undo_stack.push(CellsCommand(self, t0, t1, c0, c1, old.copy(), new, self.state,
+                                          self._painted(t0, t1, c0, c1, old != new), text, already_applied=True))
+        self.hand_edited.emit()
 
     # -- used by the commands --------------------------------------------------------------
 
-    def _write(self, t0, t1, c0, c1, values, recipe):
+    def _write(self, t0, t1, c0, c1, values, state: MaskState, restoring: bool = False):
         self.cells[c0:c1, t0:t1] = values
-        self.recipe = recipe
+        fields_changed = state.fields is not None and state.fields != self.state.fields
+        self.state = state
         self.changed.emit(t0, t1, c0, c1)
+        if restoring and fields_changed:
+            self.fields_restored.emit(state.fields)
 
     # -- readouts and export ---------------------------------------------------------------
 
@@ -154,16 +203,17 @@ class MaskModel(QObject):
 
 
 class CellsCommand(QUndoCommand):
-    """One edit: the before and after values of a box of cells (and of the model's recipe)."""
+    """One edit: the before and after values of a box of cells, and the model's state."""
 
-    def __init__(self, model: MaskModel, t0, t1, c0, c1, before, after, recipe_before, recipe_after,
-                 text: str, already_applied: bool = False, merge_id: int = -1):
+    def __init__(self, model: MaskModel, t0, t1, c0, c1, before, after, state_before: MaskState,
+                 state_after: MaskState, text: str, already_applied: bool = False, merge_id: int = -1):
         super().__init__(text)
         self.model = model
         self.box = (t0, t1, c0, c1)
         self.before, self.after = before, after
-        self.recipe_before, self.recipe_after = recipe_before, recipe_after
+        self.state_before, self.state_after = state_before, state_after
         self._skip_first_redo = already_applied
+        self._first_redo = True
         self._merge_id = merge_id
 
     def id(self) -> int:  # noqa: A003 - Qt's name
@@ -173,19 +223,20 @@ class CellsCommand(QUndoCommand):
         """Live re-generation while a recipe field is dragged collapses into one undo step."""
         if other.id() != self.id() or other.box != self.box:
             return False
-        self.after, self.recipe_after = other.after, other.recipe_after
+        self.after, self.state_after = other.after, other.state_after
         self.setText(other.text())
         return True
 
     def redo(self):
+        first, self._first_redo = self._first_redo, False
         if self._skip_first_redo:
             self._skip_first_redo = False
-            self.model.recipe = self.recipe_after
+            self.model.state = self.state_after
             return
-        self.model._write(*self.box, self.after, self.recipe_after)
+        self.model._write(*self.box, self.after, self.state_after, restoring=not first)
 
     def undo(self):
-        self.model._write(*self.box, self.before, self.recipe_before)
+        self.model._write(*self.box, self.before, self.state_before, restoring=True)
 
 
 def build_recipe_mask(recipe: MaskRecipe, n_frames: int, seed: int, engine_audio=None) -> np.ndarray:
@@ -224,16 +275,17 @@ class MaskGridWidget(QWidget):
         self._last_pos: QPoint | None = None
         self._rect_anchor: tuple[int, int] | None = None
         self._rect_current: tuple[int, int] | None = None
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(130)  # 14 rows of 8 px: still paintable on a 720 px screen
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Paint the tokens to regenerate (orange) or keep (dark). Left drag: current tool; "
-                        "right drag: erase; wheel: zoom; Shift+wheel: scroll")
+                        "right drag or Shift+drag: keep; wheel: zoom; Shift+wheel: scroll")
         model.changed.connect(self._on_cells_changed)
         model.reset_done.connect(self._on_reset)
         time_view.changed.connect(lambda *_: self.update())
+        time_view.beats_changed.connect(self.update)
 
     # -- geometry (public: the tests compute expected cells from it) ---------------------------
 
@@ -358,6 +410,7 @@ class MaskGridWidget(QWidget):
                 target = QRectF(px0, self.row_top(first), px1 - px0, h * (last - first))
                 painter.drawImage(target, image, QRectF(0, first, px1 - px0, last - first))
             self._draw_cell_lines(painter, px0, px1)
+            self._draw_beats(painter, px0, px1)
         if dirty.left() < self.data_left:
             self._draw_labels(painter)
         self._draw_rubber_band(painter)
@@ -377,6 +430,33 @@ class MaskGridWidget(QWidget):
                 x = int(round(self.x_of_frame(t)))
                 painter.drawLine(x, int(self.row_top(0)), x, int(self.row_top(N_COARSE - 1) + self.row_height))
                 painter.drawLine(x, int(self.row_top(N_COARSE)), x, int(self.row_top(N_CODEBOOKS - 1) + self.row_height))
+
+    def _draw_beats(self, painter: QPainter, px0: int, px1: int):
+        """The beats as thin lines over the cells, every bar's first beat brighter."""
+        beats = self.time_view.beats_frames
+        if len(beats) == 0:
+            return
+        first, last = self.frame_at_x(px0), self.frame_at_x(px1)
+        lo, hi = np.searchsorted(beats, first), np.searchsorted(beats, last, side="right")
+        px_per_beat = (self.x_of_frame(beats[-1]) - self.x_of_frame(beats[0])) / max(1, len(beats) - 1)
+        bottom = int(self.row_top(N_CODEBOOKS - 1) + self.row_height)
+        for i in range(lo, hi):
+            bar = i % self.time_view.BEATS_PER_BAR == 0
+            if not bar and px_per_beat < 6:  # beats closer than this are noise: bars only
+                continue
+            painter.setPen(QPen(QColor(255, 255, 255, 150 if bar else 60), 1))
+            x = int(round(self.x_of_frame(beats[i])))
+            painter.drawLine(x, int(self.row_top(0)), x, bottom)
+
+    def _snapped(self, t_first: int, t_last: int) -> tuple[int, int]:
+        """[start, end) frames of a box over frames t_first..t_last, snapped to the beats when on."""
+        t0, t1 = min(t_first, t_last), max(t_first, t_last) + 1
+        if not self.time_view.snap or len(self.time_view.beats_frames) == 0:
+            return t0, t1
+        s0, s1 = int(round(self.time_view.snap_frame(t0))), int(round(self.time_view.snap_frame(t1)))
+        if s1 <= s0:  # inside one beat: that beat
+            s0, s1 = self.time_view.beat_span(t0)
+        return s0, s1
 
     def _draw_labels(self, painter: QPainter):
         painter.fillRect(0, 0, self.data_left, self.height(), QColor("#1b2027"))
@@ -401,7 +481,7 @@ class MaskGridWidget(QWidget):
         if self._rect_anchor is None or self._rect_current is None:
             return
         (ta, ca), (tb, cb) = self._rect_anchor, self._rect_current
-        t0, t1 = min(ta, tb), max(ta, tb) + 1
+        t0, t1 = self._snapped(ta, tb)
         c0, c1 = min(ca, cb), max(ca, cb)
         rect = QRectF(self.x_of_frame(t0), self.row_top(c0), self.x_of_frame(t1) - self.x_of_frame(t0),
                       self.row_top(c1) + self.row_height - self.row_top(c0))
@@ -415,8 +495,11 @@ class MaskGridWidget(QWidget):
     # -- mouse -------------------------------------------------------------------------------
 
     def _value_for(self, event) -> int:
+        """Keep (0) with the eraser, a right drag or Shift+drag (Alt+drag too, where the window
+        manager leaves Alt to the application); regenerate (1) otherwise."""
+        keep_modifiers = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier
         erase = (self.tool == TOOL_ERASER or event.button() == Qt.MouseButton.RightButton
-                 or bool(event.modifiers() & Qt.KeyboardModifier.AltModifier))
+                 or bool(event.modifiers() & keep_modifiers))
         return 0 if erase else 1
 
     def mousePressEvent(self, event):  # noqa: N802
@@ -461,7 +544,8 @@ class MaskGridWidget(QWidget):
             self._update_rubber_band()
             if anchor is not None and current is not None:
                 (ta, ca), (tb, cb) = anchor, current
-                self.model.fill(min(ta, tb), max(ta, tb) + 1, min(ca, cb), max(ca, cb) + 1, value,
+                t0, t1 = self._snapped(ta, tb)
+                self.model.fill(t0, t1, min(ca, cb), max(ca, cb) + 1, value,
                                 "Rectangle: regenerate" if value else "Rectangle: keep")
             return
         self.model.end_stroke("Brush" if value else "Erase")
@@ -478,6 +562,9 @@ class MaskGridWidget(QWidget):
             c = self.codebook_at_y(y, clamp=True)
             lo = math.floor(self.frame_at_x(max(self.data_left, x - self.brush_radius_px)))
             hi = math.floor(self.frame_at_x(max(self.data_left, x + self.brush_radius_px)))
+            span = self.time_view.beat_span(self.frame_at_x(max(self.data_left, x)))
+            if span is not None:  # snapping: the brush paints whole beats
+                lo, hi = min(lo, span[0]), max(hi, span[1] - 1)
             old = spans.get(c)
             spans[c] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
         self.model.paint_spans([(c, lo, hi + 1) for c, (lo, hi) in spans.items()], self._drag_value)

@@ -6,7 +6,8 @@ and `Player.reason` says why, and the window disables its play buttons with that
 tooltip.
 
 A/B: `switch_to(path, offset_s)` swaps the source and keeps the playing position, so comparing a
-variation with the original lands on the same beat.
+variation with the original lands on the same beat. `set_loop` loops the whole file, or the time
+selection (the variation and the original's region share the same seconds).
 """
 
 from __future__ import annotations
@@ -41,16 +42,37 @@ class Player(QObject):
         multimedia, self.reason = _load_multimedia()
         self.available = multimedia is not None
         self._player = None
+        self.loop = False
+        self.loop_range_s: tuple[float, float] | None = None  # region seconds; None: the whole file
         if self.available:
             self._output = multimedia.QAudioOutput(self)
             self._player = multimedia.QMediaPlayer(self)
             self._player.setAudioOutput(self._output)
             self._player.playbackStateChanged.connect(self._on_state)
             self._player.errorOccurred.connect(self._on_error)
+            self._player.positionChanged.connect(self._on_position)
+
+    def set_loop(self, on: bool, start_s: float | None = None, end_s: float | None = None):
+        """Loop the whole file, or [start_s, end_s) of the played region (seconds from its start)."""
+        self.loop = on
+        self.loop_range_s = (start_s, end_s) if on and start_s is not None and end_s is not None else None
+        if self.available:
+            from PyQt6.QtMultimedia import QMediaPlayer
+
+            whole = on and self.loop_range_s is None
+            self._player.setLoops(QMediaPlayer.Loops.Infinite if whole else QMediaPlayer.Loops.Once)
+
+    def _on_position(self, position_ms: int):
+        target = loop_jump_ms(position_ms, self._offset_s, self.loop_range_s if self.loop else None)
+        if target is not None:
+            self._player.setPosition(target)
 
     def play(self, path: str, offset_s: float = 0.0, position_s: float = 0.0):
         if not self.available:
             return
+        if self.loop and self.loop_range_s is not None and not \
+                self.loop_range_s[0] <= position_s < self.loop_range_s[1]:
+            position_s = self.loop_range_s[0]  # a selection loop starts at the selection
         self.current_path = path
         self._offset_s = offset_s
         self._player.setSource(QUrl.fromLocalFile(path))
@@ -84,3 +106,14 @@ class Player(QObject):
     def _on_error(self, error, message):
         log.warning("playback failed: %s", message)
         self.reason = f"playback failed: {message}"
+
+
+def loop_jump_ms(position_ms: int, offset_s: float, loop_range_s) -> int | None:
+    """Where a selection loop jumps back to once playback reaches the selection's end (None: no
+    jump). Positions are of the file; the range is of the region, which starts at `offset_s`."""
+    if loop_range_s is None:
+        return None
+    start_s, end_s = loop_range_s
+    if position_ms >= (offset_s + end_s) * 1000:
+        return int(round((offset_s + start_s) * 1000))
+    return None

@@ -56,7 +56,7 @@ def load_settings(path) -> EditorSettings:
         raise ValueError(f"{path.name} holds {type(data).__name__}, not a recipe object")
     if data.get("kind") == VARIATION_KIND:  # a variation's recipe: same mask, sampling, fx, seed
         return EditorSettings(mask=MaskRecipe.from_json(data["mask"]), sampling=data.get("sampling"),
-                              fx=data.get("fx"), seed=data.get("seed"))
+                              fx=_variation_fx(data), seed=data.get("seed"))
     if set(data) <= MASK_FIELDS:  # a bare mask recipe, as `--mask @file.json` takes
         return EditorSettings(mask=MaskRecipe.from_json(data))
     unknown = sorted(set(data) - {"mask", "sampling", "fx", "n_variations", "seed"})
@@ -65,3 +65,15 @@ def load_settings(path) -> EditorSettings:
     mask = MaskRecipe.from_json(data["mask"]) if "mask" in data else None
     return EditorSettings(mask=mask, sampling=data.get("sampling"), fx=data.get("fx"),
                           n_variations=data.get("n_variations"), seed=data.get("seed"))
+
+
+def _variation_fx(recipe: dict):
+    """The effects as the musician chose them: the preset name the request named, "none" for an
+    empty chain, else the chain itself (then shown as a loaded custom chain)."""
+    asked = recipe.get("request", {}).get("fx")
+    if isinstance(asked, str) and asked.strip() and asked.strip()[0] not in "[{@":
+        return asked.strip()
+    chain = recipe.get("fx")
+    if isinstance(chain, dict) and not chain.get("chain"):
+        return "none"
+    return chain

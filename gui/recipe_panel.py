@@ -5,7 +5,8 @@ points. The panel only edits a recipe; the window builds the mask with the engin
 
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QKeySequence
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                              QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -60,6 +61,9 @@ class RecipePanel(QWidget):
 
     recipe_edited = pyqtSignal()
     generate_clicked = pyqtSignal()
+    fields_edited = pyqtSignal()  # every edit, not debounced (the window re-checks the fields)
+    undo_requested = pyqtSignal()  # Ctrl+Z in a field: the mask's undo, not the field's text undo
+    redo_requested = pyqtSignal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -85,8 +89,11 @@ class RecipePanel(QWidget):
             "periodic_prompt": _spin(0, 200, 7, tip="Keep every P-th frame (0 = off)"),
             "periodic_prompt_width": _spin(1, 50, 1, " fr", "Frames kept around each periodic frame"),
             "periodic_offset": _spin(-1, 199, -1, tip="Shift of the periodic frames; 'random' draws it from the seed"),
-            "prefix_s": _dspin(0, 600, 0, 0.25, 2, " s", "Keep this many seconds at the start"),
-            "suffix_s": _dspin(0, 600, 0, 0.25, 2, " s", "Keep this many seconds at the end"),
+            "prefix_s": _dspin(0, 600, 0, 0.25, 2, " s", "Prompt with this many seconds at the start: their "
+                               "codebooks below Depth are kept, the ones from Depth up are still regenerated "
+                               "(as in VampNet)"),
+            "suffix_s": _dspin(0, 600, 0, 0.25, 2, " s", "Prompt with this many seconds at the end (codebooks "
+                               "below Depth kept, the rest regenerated)"),
             "onset_mask_width": _spin(0, 50, 0, " fr", "Keep this many frames around each detected onset (0 = off)"),
             "beat_after_s": _dspin(0, 2, 0, 0.025, 3, " s", "Keep this long after each detected beat (0 = off)"),
             "beat_before_s": _dspin(0, 2, 0, 0.025, 3, " s", "Keep this long before each detected beat"),
@@ -139,13 +146,18 @@ class RecipePanel(QWidget):
                          ("Strided n / offset", pair(w["strided"], w["strided_offset"])),
                          ("Onset width", w["onset_mask_width"]),
                          ("Beat after / before", pair(w["beat_after_s"], w["beat_before_s"]))])
-        group("Time", [("Keep prefix / suffix", pair(w["prefix_s"], w["suffix_s"])),
+        self.prefix_label = QLabel()
+        self.prefix_label.setToolTip(w["prefix_s"].toolTip())
+        group("Time", [(self.prefix_label, pair(w["prefix_s"], w["suffix_s"])),
                        ("Blocks", self.blocks)])
         group("Codebooks", [("Depth (regen ≥)", w["upper_codebook_mask"]),
                             ("Keep lowest", w["keep_lowest"]),
                             (self.compression_on, self.compression)])
         layout.addWidget(self.generate_button)
 
+        for widget in list(self.w.values()) + [self.blocks, self.compression]:
+            widget.installEventFilter(self)
+        self.w["upper_codebook_mask"].valueChanged.connect(self._update_prefix_label)
         for widget in self.w.values():
             widget.valueChanged.connect(self._edited)
         self.blocks.textEdited.connect(self._edited)
@@ -154,6 +166,27 @@ class RecipePanel(QWidget):
         self.preset_box.currentTextChanged.connect(self._preset_chosen)
         self.generate_button.clicked.connect(self.generate_clicked.emit)
         self.set_recipe(preset(DEFAULT_PRESET))
+        self._update_prefix_label()
+
+    def _update_prefix_label(self, *_):
+        """Name what the prefix/suffix prompt keeps: only the codebooks below Depth."""
+        depth = self.w["upper_codebook_mask"].value()
+        kept = "no codebook" if depth <= 0 else "codebook 0" if depth == 1 else \
+            "all codebooks" if depth >= 14 else f"codebooks 0–{depth - 1}"
+        self.prefix_label.setText(f"Keep {kept} of start / end")
+
+    def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+        """Ctrl+Z / Ctrl+Shift+Z in a field undo the mask edit (with its fields), in one step."""
+        if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            for key, signal in ((QKeySequence.StandardKey.Undo, self.undo_requested),
+                                (QKeySequence.StandardKey.Redo, self.redo_requested)):
+                if event.matches(key):
+                    event.accept()
+                    if event.type() == QEvent.Type.KeyPress:
+                        self._debounce.stop()  # an edit still waiting must not re-apply after the undo
+                        signal.emit()
+                    return True
+        return super().eventFilter(watched, event)
 
     # -- recipe <-> fields ----------------------------------------------------------------------
 
@@ -193,5 +226,6 @@ class RecipePanel(QWidget):
     def _edited(self, *_):
         if self._loading:
             return
+        self.fields_edited.emit()
         if self.live.isChecked():
             self._debounce.start()

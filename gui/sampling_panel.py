@@ -10,11 +10,14 @@ import json
 import random
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                              QLineEdit, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+import dataclasses
+
+import bridge.request
 from bridge.jobs.service import MAX_SEED, MAX_VARIATIONS_SPAN
-from bridge.request import C2F_STEPS_DEFAULT, SAMPLING_DEFAULTS
+from bridge.request import C2F_STEPS_DEFAULT, SAMPLING_DEFAULTS, VampRequest
 
 from .settings import Settings
 
@@ -22,6 +25,12 @@ DEFAULTS = {"sampling_steps": SAMPLING_DEFAULTS["sampling_steps"], "c2f_sampling
             "temperature": 1.0, "top_p": None, "typical_filtering": True, "typical_mass": 0.15,
             "mask_temperature": 10.5}
 CUSTOM_FX = "custom (loaded)"
+#: The time-aware request fields (common contract: regen_start_s/regen_length_s, loop, stereo);
+#: the panel offers them as far as this engine's VampRequest has them.
+REQUEST_FIELDS = {f.name for f in dataclasses.fields(VampRequest)}
+TIME_FIELDS = {"regen_start_s", "regen_length_s", "loop", "stereo"}
+STEREO_MODES = tuple(getattr(bridge.request, "STEREO_MODES", ()))
+STEREO_DEFAULT_LABEL = "stereo: default"
 
 
 class SamplingPanel(QWidget):
@@ -46,7 +55,10 @@ class SamplingPanel(QWidget):
         self.mask_temperature.setToolTip("Randomness of which tokens are committed first at each step")
         self.seed = QSpinBox(); self.seed.setRange(0, MAX_SEED - MAX_VARIATIONS_SPAN)
         self.seed.setToolTip("Variation k uses seed + k; the mask shown is variation 1's")
-        self.dice = QToolButton(); self.dice.setText("Roll"); self.dice.setToolTip("New random seed")
+        self.dice = QToolButton(); self.dice.setText("Roll"); self.dice.setToolTip("New random seed (D)")
+        self.seed_lock = QCheckBox("Lock")
+        self.seed_lock.setToolTip("Keep this seed for the next Vamp; unlocked, every Vamp moves the seed on "
+                                  "past the variations it made, so the next Vamp makes new ones")
         self.variations = QSpinBox(); self.variations.setRange(1, 16)
         self.variations.setToolTip("How many variations one Vamp makes")
         self.fx = QComboBox()
@@ -56,6 +68,20 @@ class SamplingPanel(QWidget):
         browse = QToolButton(); browse.setText("…"); browse.setToolTip("Choose the output folder")
         browse.clicked.connect(self._browse)
         self._fill_fx()
+        # Time-aware generation (docs/formats.md): the selection to regenerate in context, the
+        # region as a loop, the stereo mode. Shown when the engine's request takes them.
+        self.selection_label = QLabel("whole clip")
+        self.selection_label.setToolTip("Right drag on the waveform selects the part to regenerate in context "
+                                        "(the rest is kept sample for sample); right click clears it")
+        self.clear_selection = QToolButton(); self.clear_selection.setText("✕")
+        self.clear_selection.setToolTip("Regenerate the whole clip again")
+        self.clear_selection.setEnabled(False)
+        self.loop = QCheckBox("Loop")
+        self.loop.setToolTip("Treat the region as a loop: its end flows into its start without a seam")
+        self.stereo = QComboBox()
+        self.stereo.addItem(STEREO_DEFAULT_LABEL)
+        self.stereo.addItems(list(STEREO_MODES))
+        self.stereo.setToolTip("How a stereo source becomes the model's mono rows and back")
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -65,10 +91,15 @@ class SamplingPanel(QWidget):
         form.addRow(self.top_p_on, self.top_p)
         form.addRow(self.typical, self.typical_mass)
         form.addRow("Mask temperature", self.mask_temperature)
-        form.addRow("Seed", _row(self.seed, self.dice, stretch_first=True))
+        form.addRow("Seed", _row(self.seed, self.dice, self.seed_lock, stretch_first=True))
         form.addRow("Variations", self.variations)
         form.addRow("Effects", self.fx)
         form.addRow("Output", _row(self.output_dir, browse, stretch_first=True))
+        if TIME_FIELDS & REQUEST_FIELDS:
+            form.addRow("Regenerate", _row(self.selection_label, self.clear_selection, stretch_first=True))
+            form.addRow(self.loop, self.stereo)
+        self.loop.setVisible("loop" in REQUEST_FIELDS)
+        self.stereo.setVisible(bool(STEREO_MODES) and "stereo" in REQUEST_FIELDS)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
@@ -98,6 +129,25 @@ class SamplingPanel(QWidget):
 
     def roll_seed(self):
         self.seed.setValue(random.randrange(0, self.seed.maximum()))
+
+    def advance_seed(self, n_variations: int):
+        """After a Vamp: the next one starts past the seeds just used (seed + k), unless locked."""
+        if self.seed_lock.isChecked():
+            return
+        following = self.seed.value() + n_variations
+        self.seed.setValue(following if following <= self.seed.maximum() else 0)
+
+    def show_selection(self, start_s: float | None, end_s: float | None = None):
+        """The selection in clip seconds (None: the whole clip)."""
+        self.selection_label.setText("whole clip" if start_s is None else f"selection {start_s:.2f}–{end_s:.2f} s")
+        self.clear_selection.setEnabled(start_s is not None)
+
+    def time_options(self) -> dict:
+        """`loop` and `stereo` as the request's fields (the selection is added by the window)."""
+        options = {"loop": self.loop.isChecked()}
+        if self.stereo.currentText() != STEREO_DEFAULT_LABEL:
+            options["stereo"] = self.stereo.currentText()
+        return options
 
     # -- values -----------------------------------------------------------------------------
 
@@ -148,6 +198,7 @@ class SamplingPanel(QWidget):
         settings.set("sampling/variations", self.variations.value())
         settings.set("sampling/fx", self.fx.currentText() if self.fx.currentText() != CUSTOM_FX else "none")
         settings.set("sampling/output_dir", self.output_dir.text())
+        settings.set("sampling/seed_locked", self.seed_lock.isChecked())
 
     def restore(self, settings: Settings):
         self.set_sampling(settings.get_json("sampling/values", {}))
@@ -157,6 +208,7 @@ class SamplingPanel(QWidget):
         if self.fx.findText(fx) >= 0:
             self.fx.setCurrentText(fx)
         self.output_dir.setText(str(settings.get("sampling/output_dir", "")))
+        self.seed_lock.setChecked(settings.get_bool("sampling/seed_locked", False))
 
 
 def _row(*widgets, stretch_first=False):

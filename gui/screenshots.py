@@ -4,11 +4,13 @@ Runs the real window on random `tiny` weights (no download) with the bundled dem
 opens it as if Reaper asked ("open in editor"), builds the rhythm preset, paints a block by
 hand, vamps three variations, shows one variation's tokens, and grabs
 
-- `companion_main.png`: the whole window with the clip, a painted mask and finished variations;
+- `companion_1280x720.png` and `companion_1920x1080.png`: the whole window at a laptop's and a
+  desktop's size, with the clip, a painted mask, a time selection, finished variations grouped
+  per clip and one variation's changed tokens shown;
 - `companion_grid.png`: the token grid zoomed in, cells and the coarse/fine split readable.
 
 Works offscreen (QT_QPA_PLATFORM=offscreen, the default here) or under Xvfb
-(`xvfb-run -s "-screen 0 1600x1000x24" python -m gui.screenshots`).
+(`xvfb-run -s "-screen 0 1920x1080x24" python -m gui.screenshots`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def main(out_dir=None) -> int:
     models = make_random(scratch / "tiny", size="tiny", seed=0)
     app = create_application()
     window = create_window(None, models, "cpu", settings=Settings(scratch / "companion.ini"), osc_port=0)
-    window.resize(1560, 980)
+    window.resize(1920, 1080)
     window.show()
     sp = window.sampling_panel
     sp.set_sampling({"sampling_steps": 8, "c2f_sampling_steps": 1})
@@ -74,17 +76,25 @@ def main(out_dir=None) -> int:
     window.mask_model.fill(int(n * 0.75), n, 4, 14, 1, "Rectangle: regenerate")
     window.mask_model.fill(0, int(n * 0.06), 0, 14, 0, "Rectangle: keep")
 
+    window.time_view.set_selection(n * 0.5, n * 0.75)  # bar 2's first half: "regenerate in context"
     window.vamp()
     _wait(app, lambda: len(window.variations_panel.variations()) >= 3, 600, "three variations")
     _wait(app, lambda: not window.jobs_panel.active_jobs(), 60, "the job to finish")
-    window.variations_panel.list.setCurrentRow(1)
-    window.notice.hide()
-    window.statusBar().showMessage("Opened demo.wav · 4.00 s from Reaper — vamped 3 variations")
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    main_png = out_dir / "companion_main.png"
-    window.grab().save(str(main_png))
+    panel = window.variations_panel
+    panel.select(panel.variations()[1])
+    panel.changes.setChecked(True)
+    _wait(app, lambda: window.grid.overlay is not None, 60, "the variation's tokens")
+    window.notice.dismiss()
+    shots = []
+    for width, height in ((1280, 720), (1920, 1080)):
+        window.resize(width, height)
+        window.statusBar().showMessage("Opened demo.wav · 4.00 s from Reaper — vamped 3 variations")
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        shot = out_dir / f"companion_{width}x{height}.png"
+        window.grab().save(str(shot))
+        shots.append(shot)
 
     window.time_view.set_range(0, 90)
     for _ in range(10):
@@ -93,7 +103,7 @@ def main(out_dir=None) -> int:
     editor = window.editor_split
     grid_png = out_dir / "companion_grid.png"
     editor.grab().save(str(grid_png))
-    print(f"wrote {main_png} and {grid_png}")
+    print(f"wrote {', '.join(map(str, shots))} and {grid_png}")
     window.bridge.close()
     return 0
 

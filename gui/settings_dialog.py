@@ -8,7 +8,8 @@ companion starts; the listener port is read at every Send to Reaper.
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QVBoxLayout
+from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLayout, QLineEdit, QSpinBox,
+                             QVBoxLayout)
 
 from .settings import ConnectionSettings, Settings
 
@@ -62,6 +63,9 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore_defaults)
         layout = QVBoxLayout(self)
+        # The dialog is never smaller than its content: when the problem line appears it grows
+        # instead of squeezing the fields.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         layout.addLayout(form)
         layout.addWidget(self.note)
         layout.addWidget(self.problem)
@@ -87,6 +91,9 @@ class SettingsDialog(QDialog):
                              "the companion and Reaper's Listener script cannot both listen there. "
                              "Choose two different ports." if clash else "")
         self.problem.setVisible(clash)
+        self.layout().activate()
+        if self.height() < self.sizeHint().height():
+            self.resize(self.width(), self.sizeHint().height())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not clash)
 
     def accept(self):

@@ -6,21 +6,65 @@ scrolling any of them moves all of them and grid cells stay exactly under the au
 
 from __future__ import annotations
 
+import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 MIN_VISIBLE_FRAMES = 8.0
 
 
 class TimeView(QObject):
-    """[start_frame, end_frame) of a clip `n_frames` long; `changed` after every move."""
+    """[start_frame, end_frame) of a clip `n_frames` long; `changed` after every move.
+
+    Also the time selection (right drag on the waveform): the stretch to regenerate in context
+    and to loop; `selection_changed(start_frame, end_frame)`, (-1, -1) when cleared. And the
+    clip's beats (the ruler's bars and beats; with `snap`, edits snap to them)."""
 
     changed = pyqtSignal(float, float)
+    selection_changed = pyqtSignal(float, float)
+    beats_changed = pyqtSignal()
+
+    BEATS_PER_BAR = 4  # the detector finds beats, not metre: bars are drawn as 4/4
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.n_frames = 1
         self.start_frame = 0.0
         self.end_frame = 1.0
+        self.selection: tuple[float, float] | None = None
+        self.beats_frames = np.zeros(0, dtype=np.float64)  # beat positions in frames (ruler, snapping)
+        self.snap = False  # the rectangle, the brush and the selection snap to the beats
+
+    def set_beats(self, beats_frames) -> None:
+        self.beats_frames = np.asarray(sorted(beats_frames), dtype=np.float64)
+        self.beats_changed.emit()
+
+    def snap_frame(self, frame: float) -> float:
+        """The nearest beat (or the clip's start or end) when snapping is on, else `frame`."""
+        if not self.snap or len(self.beats_frames) == 0:
+            return frame
+        marks = np.concatenate([[0.0], self.beats_frames, [float(self.n_frames)]])
+        return float(marks[np.argmin(np.abs(marks - frame))])
+
+    def beat_span(self, frame: float) -> tuple[int, int] | None:
+        """[start, end) frames of the beat that holds `frame` (None without beats or snapping)."""
+        if not self.snap or len(self.beats_frames) == 0:
+            return None
+        marks = np.concatenate([[0.0], self.beats_frames, [float(self.n_frames)]])
+        i = int(np.clip(np.searchsorted(marks, frame, side="right") - 1, 0, len(marks) - 2))
+        return int(marks[i]), int(marks[i + 1])
+
+    def set_selection(self, start_frame: float | None, end_frame: float | None = None) -> None:
+        """Select [start, end) frames inside the clip (None, or less than a frame, clears it)."""
+        if start_frame is None or end_frame is None:
+            selection = None
+        else:
+            a, b = sorted((min(max(0.0, self.snap_frame(start_frame)), self.n_frames),
+                           min(max(0.0, self.snap_frame(end_frame)), self.n_frames)))
+            selection = (a, b) if b - a >= 1.0 else None
+        if selection == self.selection:
+            return
+        self.selection = selection
+        self.selection_changed.emit(*(selection or (-1.0, -1.0)))
 
     @property
     def visible_frames(self) -> float:
@@ -28,6 +72,8 @@ class TimeView(QObject):
 
     def reset(self, n_frames: int) -> None:
         self.n_frames = max(1, int(n_frames))
+        self.set_selection(None)
+        self.set_beats([])
         self.set_range(0.0, float(self.n_frames))
 
     def set_range(self, start_frame: float, end_frame: float) -> None:

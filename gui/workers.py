@@ -11,6 +11,7 @@ through the job service's own worker thread (`engine_bridge.py`).
 
 from __future__ import annotations
 
+from PyQt6 import sip
 from PyQt6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, pyqtSignal
 
 
@@ -38,9 +39,12 @@ class _Runnable(QRunnable):
             self.task = None
 
 
-def run_in_background(fn, *args, on_result=None, on_error=None, **kwargs) -> Task:
+def run_in_background(fn, *args, on_result=None, on_error=None, owner: QObject | None = None, **kwargs) -> Task:
     """Start `fn(*args, **kwargs)` on the global thread pool. The callbacks are connected before
-    the work starts, so a result is never emitted to nobody."""
+    the work starts, so a result is never emitted to nobody; with `owner`, they are skipped once
+    that object is deleted (a result that comes back after its window closed)."""
+    if owner is not None:
+        on_result, on_error = _while_alive(owner, on_result), _while_alive(owner, on_error)
     # Owned by the application, not by Python: otherwise the worker thread could drop the last
     # Python reference and delete the QObject there while the UI thread still delivers its signal
     # (a crash). deleteLater runs on the UI thread after the callbacks.
@@ -53,3 +57,13 @@ def run_in_background(fn, *args, on_result=None, on_error=None, **kwargs) -> Tas
     task.failed.connect(task.deleteLater)
     QThreadPool.globalInstance().start(_Runnable(task, fn, args, kwargs))
     return task
+
+
+def _while_alive(owner: QObject, callback):
+    if callback is None:
+        return None
+
+    def call(value):
+        if not sip.isdeleted(owner):
+            callback(value)
+    return call

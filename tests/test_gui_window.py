@@ -106,47 +106,28 @@ def test_open_in_editor_over_osc_loads_the_region_and_remembers_the_item(qtbot, 
 
 
 @pytest.mark.parametrize("token", ["", "studio-b"])
-def test_send_to_reaper_sends_a_take_per_chosen_variation_with_the_token(qtbot, window, tmp_path, token):
-    """A stand-in for Reaper's Listener script answers /vampbridge/take with take_added. The
-    Listener drops requests without Reaper's token, which is the service's token."""
-    import socket
-    import threading
-
-    from pythonosc.osc_message import OscMessage
-
-    from bridge.osc.client import build_message
+def test_send_to_reaper_sends_a_take_per_chosen_variation_with_the_token(qtbot, window, tmp_path, short_clip,
+                                                                         token):
+    """A stand-in for Reaper's Listener script (test_gui_takes.FakeListener) answers ping and
+    /vampbridge/take. The Listener drops requests without Reaper's token, the service's token."""
     from gui.variations_panel import Variation
-
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.settimeout(5)
-    received = []
-
-    def answer():
-        for _ in range(2):
-            data, sender = listener.recvfrom(65536)
-            msg = OscMessage(data)
-            received.append((msg.address, tuple(msg.params)))
-            request_id, reply_port = msg.params[0], msg.params[1]
-            listener.sendto(build_message("/vampbridge/take_added", (request_id, True, "added")),
-                            (sender[0], reply_port))
+    from test_gui_takes import FakeListener
 
     if token:  # a companion with a token set (without a running service, read from its settings)
         window = MainWindow(None, Settings(tmp_path / "with-token.ini"))
         qtbot.addWidget(window)
         window.settings.set("osc/token", token)
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    window.settings.set("reaper/listener_port", listener.getsockname()[1])
-    takes = [Variation("job", k, 10 + k, f"/tmp/v{k}.wav", f"/tmp/v{k}.json", f"vamp {k + 1} custom s{10 + k}",
-                       "{ITEM}") for k in range(2)]
-    with qtbot.waitSignal(window.takes_sent, timeout=10000) as sent:
-        window.send_to_reaper(takes)
-    thread.join(5)
-    listener.close()
+    with qtbot.waitSignal(window.mask_generated, timeout=20000):
+        window.open_file(short_clip, item_guid="{ITEM}")
+    with FakeListener() as listener:
+        window.settings.set("reaper/listener_port", listener.port)
+        takes = [Variation("job", k, 10 + k, f"/tmp/v{k}.wav", f"/tmp/v{k}.json", f"vamp {k + 1} custom s{10 + k}",
+                           "{ITEM}") for k in range(2)]
+        with qtbot.waitSignal(window.takes_sent, timeout=10000) as sent:
+            window.send_to_reaper(takes)
     assert [o.ok for o in sent.args[0]] == [True, True]
-    assert [r[0] for r in received] == ["/vampbridge/take"] * 2
-    assert received[1][1][2:] == (token, "{ITEM}", "/tmp/v1.wav", "/tmp/v1.json", "vamp 2 custom s11")
+    assert [r[0] for r in listener.received] == ["/vampbridge/ping"] + ["/vampbridge/take"] * 2
+    assert listener.received[2][1][2:] == (token, "{ITEM}", "/tmp/v1.wav", "/tmp/v1.json", "vamp 2 custom s11")
 
 
 def drop_files(widget, *paths):
@@ -208,7 +189,7 @@ def test_use_recipe_restores_the_variations_mask_sampling_and_seed(qtbot, window
     window.recipe_panel.set_recipe(preset("subtle"))
     window.sampling_panel.set_sampling({"sampling_steps": 40, "c2f_sampling_steps": 5, "temperature": 1.3})
     window.sampling_panel.seed.setValue(7)
-    window.variations_panel.list.setCurrentRow(window.variations_panel.variations().index(second))
+    window.variations_panel.select(second)
     with qtbot.waitSignal(window.mask_generated, timeout=20000):
         window.variations_panel.use_recipe.click()
 
