@@ -202,6 +202,8 @@ def _tracks_gradients(parameter) -> bool:
 def gelu_tanh(x):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), term by term as the reference writes it:
     F.gelu(approximate="tanh") differs from it in the last bit for about 1 % of values."""
+    if torch.is_grad_enabled() and x.requires_grad:  # the same operations, out of place for autograd
+        return (torch.pow(x, 3.0) * 0.044715 + x).mul(math.sqrt(2.0 / math.pi)).tanh().add(1.0) * (0.5 * x)
     t = torch.pow(x, 3.0).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
     return t.mul_(0.5 * x)
 
