@@ -126,6 +126,7 @@ def test_load_finetuned_merges_a_fine_tune_and_default_goes_back(tiny_models, tm
         back = made.coarse(codes)
     assert not torch.allclose(before, tuned)
     torch.testing.assert_close(back, before)
+    assert made.available_models() == ["dub", "default"]  # on an interface: the set it was loaded from
     with pytest.raises(ValueError, match=r"'rock' is not a model of .*available: \['dub', 'default'\]"):
         made.load_finetuned("rock")
 
@@ -347,6 +348,21 @@ def test_generate_without_start_tokens_makes_time_steps_frames_and_can_return_a_
     fine = interface.c2f.generate(codec=interface.codec, start_tokens=full, return_signal=False, seed=1,
                                   _sampling_steps=2)
     assert torch.equal(fine[:, :4], codes) and not (fine == MASK).any()  # conditioning codebooks kept
+
+
+def test_without_a_seed_torch_manual_seed_makes_runs_repeat_as_in_the_reference(interface):
+    z = torch.randint(0, 1024, (1, 14, 12), generator=torch.Generator().manual_seed(6))
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        mask = vampnet.mask.linear_random(z, 0.7)
+        runs.append((mask, interface.vamp(z, mask, sampling_steps=2),
+                     interface.coarse.generate(codec=interface.codec, time_steps=6, return_signal=False,
+                                               _sampling_steps=2)))
+    for first, second in zip(*runs):
+        assert torch.equal(first, second)
+    torch.manual_seed(124)
+    assert not torch.equal(interface.vamp(z, runs[0][0], sampling_steps=2), runs[0][1])
 
 
 # --- vampnet.mask: tensors in, tensors out ----------------------------------------------------------------

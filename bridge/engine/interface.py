@@ -12,6 +12,7 @@ Besides the reference's methods, `preprocess_audio`, `encode_audio` and `decode_
 plain arrays; the rendering pipeline uses them so that audiotools stays off the hot path.
 """
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ from .codec import audio_signal
 from .mask import *  # noqa: F401,F403 - the reference's interface module re-exports its mask functions
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
-from .seeds import chunk_generator, derive_seed  # noqa: F401 - derive_seed: part of this module's API
+from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed: public
 
 LOUDNESS_TARGET_LUFS = -24.0
 
@@ -61,6 +62,17 @@ def _ensure_max_of_audio(audio):
     """Scale (channels, n) float32 audio down to a peak of 1.0, in float32 as audiotools does."""
     peak = np.float32(np.abs(audio).max()) if audio.size else np.float32(0)
     return audio * (np.float32(1.0) / peak) if peak > 1.0 else audio
+
+
+class _class_or_instance_method:
+    """A method that receives the instance when called on one, else the class."""
+
+    def __init__(self, function):
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __get__(self, instance, owner):
+        return functools.partial(self.function, owner if instance is None else instance)
 
 
 class Interface(torch.nn.Module):
@@ -135,22 +147,23 @@ class Interface(torch.nn.Module):
         return cls(coarse_ckpt=files["coarse.pth"], coarse2fine_ckpt=files["c2f.pth"], codec_ckpt=files["codec.pth"],
                    device=device)
 
-    @classmethod
-    def available_models(cls, model_dir=None) -> list[str]:
-        """The fine-tunes of a model set (default: the one `default()` loads), then "default"."""
+    @_class_or_instance_method
+    def available_models(self_or_cls, model_dir=None) -> list[str]:
+        """The fine-tunes of a model set, then "default". The set: `model_dir`, else, called on an
+        interface, the one it was loaded from, else (called on the class) the one `default()` loads."""
         from ..models import lora_names, resolve_model_dir
 
+        if model_dir is None and getattr(self_or_cls, "codec_path", None) is not None:
+            model_dir = self_or_cls.codec_path.parent
         return lora_names(Path(model_dir) if model_dir else resolve_model_dir(warn=False)) + ["default"]
 
     def load_finetuned(self, name: str):
         """Switch to fine-tune `name` of this interface's model set (`loras/<name>/`), or back to
         its base models with "default"."""
-        from ..models import lora_names
-
-        directory = self.codec_path.parent if self.codec_path else None
-        if directory is None:
+        if self.codec_path is None:
             raise RuntimeError("this Interface was built from modules in memory: it has no model set to look in")
-        names = lora_names(directory) + ["default"]
+        directory = self.codec_path.parent
+        names = self.available_models()
         if name not in names:
             raise ValueError(f"{name!r} is not a model of {directory}; available: {names}")
         base = {"coarse": directory / "coarse.pth", "c2f": directory / "c2f.pth"}
@@ -394,7 +407,7 @@ class Interface(torch.nn.Module):
                 raise ValueError(f"got {len(seeds)} seeds for a batch of {batch_size}")
             return [int(s) for s in seeds]
         if seed is None:
-            seed = int.from_bytes(os.urandom(4), "little")
+            seed = seed_from_global_rng()  # repeatable after torch.manual_seed, as in the reference
         return [int(seed) + k for k in range(batch_size)]
 
     def _run_chunks(self, model, z, mask, chunk_len: int, stage: str, seeds, options, pad: bool,
@@ -512,7 +525,7 @@ class Interface(torch.nn.Module):
         Sampling keywords are the reference's (`sampling_steps`, `temperature`, `top_k`, `top_p`,
         `typical_filtering`, `typical_mass`, `typical_min_tokens`, `mask_temperature`,
         `sample_cutoff`). Variation k uses seed `seed + k` (or `seeds[k]`); the process-global RNG
-        is never touched. Returns codes (batch, 14, T), and the masked codes when `return_mask`.
+        is never re-seeded (with no seed, `seed` is drawn from it). Returns codes (batch, 14, T), and the masked codes when `return_mask`.
         """
         options = self._options(**kwargs)
         z = codes.to(self.device).expand(batch_size, -1, -1)

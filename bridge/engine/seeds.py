@@ -1,7 +1,9 @@
 """Seeds for the sampler's per-item generators: one per (variation, stage, chunk).
 
 A variation's randomness then does not depend on what else is in its batch or how its chunks are
-grouped, and the process-global RNG is never touched. `Interface.vamp` and the model's own
+grouped, and the process-global RNG is never re-seeded. Only where no seed is given is one drawn
+from torch's global generator (`seed_from_global_rng`), so that code which seeds it (as VampNet
+notebooks do with `torch.manual_seed` or `audiotools.util.seed`) repeats. `Interface.vamp` and the model's own
 `generate(seed=...)` use the same derivation, so a hand-written walk through the models with
 the same seeds gives the tokens `vamp` gives.
 """
@@ -21,3 +23,8 @@ def chunk_generator(seed: int, stage: str, chunk: int, device) -> torch.Generato
     generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(seed, stage, chunk))
     return generator
+
+
+def seed_from_global_rng() -> int:
+    """A fresh seed drawn from torch's global generator (advancing it, never re-seeding it)."""
+    return int(torch.randint(0, 2**31 - 1, (1,)))

@@ -381,7 +381,7 @@ class VampNetTransformer(nn.Module):
         variation seed + k on a single chunk. Returns codes, or an AudioSignal when
         `return_signal` (which needs `codec`)."""
         from .sampler import SamplingOptions, generate
-        from .seeds import chunk_generator
+        from .seeds import chunk_generator, seed_from_global_rng
 
         if cfg_guidance is not None:
             raise ValueError("cfg_guidance is not supported: the released models have no conditioning input")
@@ -398,7 +398,9 @@ class VampNetTransformer(nn.Module):
         if mask.dim() == 2:
             mask = mask[:, None, :].expand(-1, z.shape[1], -1)
         mask = mask.expand(z.shape[0], -1, -1)
-        if generators is None and seed is not None:
+        if generators is None and seed is None:
+            seed = seed_from_global_rng()  # repeatable after torch.manual_seed, as in the reference
+        if generators is None:
             generators = [chunk_generator(int(seed) + k, self.stage, 0, device) for k in range(len(z))]
         out = generate(self, z, mask, SamplingOptions.from_dict(options), generators)
         return self.to_signal(out, codec) if return_signal else out
