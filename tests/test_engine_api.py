@@ -344,6 +344,10 @@ def test_generate_without_start_tokens_makes_time_steps_frames_and_can_return_a_
     assert codes.shape == (1, 4, 10) and not (codes == MASK).any()
     sig = interface.coarse.generate(codec=interface.codec, time_steps=10, seed=1, _sampling_steps=3)
     assert isinstance(sig, AudioSignal) and sig.audio_data.shape == (1, 1, 10 * HOP)
+    with pytest.raises(TypeError, match="generate's first argument is the codec"):
+        interface.coarse.generate(codes)
+    with pytest.raises(ValueError, match="cfg_guidance is not supported"):
+        interface.coarse.generate(codec=interface.codec, time_steps=4, cfg_guidance=3.0)
     full = torch.cat([codes, torch.zeros(1, 10, 10, dtype=torch.long)], dim=1)
     fine = interface.c2f.generate(codec=interface.codec, start_tokens=full, return_signal=False, seed=1,
                                   _sampling_steps=2)

@@ -383,6 +383,9 @@ class VampNetTransformer(nn.Module):
         from .sampler import SamplingOptions, generate
         from .seeds import chunk_generator, seed_from_global_rng
 
+        if isinstance(codec, torch.Tensor):
+            raise TypeError("generate's first argument is the codec, as in the reference: "
+                            "generate(codec=interface.codec, start_tokens=codes, mask=mask, return_signal=False)")
         if cfg_guidance is not None:
             raise ValueError("cfg_guidance is not supported: the released models have no conditioning input")
         if _sampling_steps is not None:
