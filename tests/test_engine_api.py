@@ -1,7 +1,6 @@
 """Specification of the reference's API surface: code written for VampNet runs with
 `import bridge.engine as vampnet`, and these doors lead into the same modules the fast paths use."""
 
-import math
 
 import numpy as np
 import pytest
