@@ -149,6 +149,19 @@ def test_reload_replaces_a_model_and_skips_a_file_already_loaded(tiny_models, tm
         assert not torch.allclose(coarse(codes), made.coarse(codes))
 
 
+def test_lora_load_without_a_base_file_says_what_to_do(tiny_models):
+    from bridge.engine.checkpoint import load_codec, load_transformer
+
+    made = vampnet.interface.Interface.from_modules(load_codec(tiny_models / "codec.pth"),
+                                                    load_transformer(tiny_models / "coarse.pth"), device="cpu")
+    with pytest.raises(RuntimeError, match="no coarse model file to merge .* pass full_ckpts=True"):
+        made.lora_load(coarse_ckpt=tiny_models / "coarse.pth")
+    made.lora_load(coarse_ckpt=tiny_models / "coarse.pth", full_ckpts=True)
+    assert made.coarse_path == tiny_models / "coarse.pth"
+    with pytest.raises(RuntimeError, match="built from modules in memory"):
+        made.load_finetuned("default")
+
+
 def test_set_chunk_size_sets_the_coarse_models_chunk_and_refuses_nonsense(interface):
     old = interface.coarse.chunk_size_s
     try:

@@ -199,10 +199,14 @@ class Interface(torch.nn.Module):
         for key, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
             if path is None:
                 continue
+            base = getattr(self, f"{key}_path")
             if full_ckpts:
                 self._replace(key, Path(path), None)
+            elif base is None:
+                raise RuntimeError(f"no {key} model file to merge {path} into: load one first "
+                                   f"(Interface(...) or reload()), or pass full_ckpts=True")
             else:
-                self._replace(key, getattr(self, f"{key}_path"), Path(path))
+                self._replace(key, base, Path(path))
 
     def set_chunk_size(self, chunk_size_s: float):
         """Seconds of audio the coarse model sees at once (the reference's `set_chunk_size`)."""
