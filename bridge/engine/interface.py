@@ -26,7 +26,7 @@ from .codec import audio_signal
 from .mask import *  # noqa: F401,F403 - the reference's interface module re-exports its mask functions
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
-from .seeds import chunk_generator, seed_from_global_rng
+from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed lived here before seeds.py
 
 LOUDNESS_TARGET_LUFS = -24.0
 
