@@ -494,3 +494,32 @@ def test_masking_study_notebook_runs_on_the_bundled_default(monkeypatch, tmp_pat
     depth = {row["upper_codebook_mask"]: row["masked_fraction"] for row in results["codebook_depth"]}
     assert depth[1] > depth[2] > depth[4]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.png", "summary.json"]
+
+
+def test_the_references_quick_start_runs_with_only_the_import_changed(monkeypatch, tmp_path):
+    """The reference README's programmatic quick start, on the bundled default."""
+    import random
+
+    import audiotools as at
+
+    from conftest import write_wav
+
+    monkeypatch.delenv("VAMPBRIDGE_MODEL", raising=False)
+    write_wav(tmp_path / "example.wav", tone(seconds=1.5, sample_rate=48000, channels=2), 48000)
+
+    interface = vampnet.interface.Interface.default()
+    finetuned_model_choices = interface.available_models()
+    model_choice = random.choice(finetuned_model_choices)
+    interface.load_finetuned(model_choice)
+    signal = at.AudioSignal(str(tmp_path / "example.wav"))
+    codes = interface.encode(signal)
+    mask = interface.build_mask(codes, signal, periodic_prompt=7, upper_codebook_mask=3)
+    output_tokens = interface.vamp(codes, mask, return_mask=False, temperature=1.0, typical_filtering=True)
+    output_signal = interface.decode(output_tokens)
+    output_signal.write(str(tmp_path / "output.wav"))
+
+    assert finetuned_model_choices == ["default"]
+    assert codes.shape == output_tokens.shape == (1, 14, 87)  # 1.5 s at 44.1 kHz: ceil(66150 / 768)
+    kept = mask == 0
+    assert torch.equal(output_tokens[kept], codes[kept])
+    assert at.AudioSignal(str(tmp_path / "output.wav")).signal_length == 87 * HOP
