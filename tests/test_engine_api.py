@@ -358,6 +358,11 @@ def test_generate_without_start_tokens_makes_time_steps_frames_and_can_return_a_
     assert isinstance(sig, AudioSignal) and sig.audio_data.shape == (1, 1, 10 * HOP)
     with pytest.raises(TypeError, match="generate's first argument is the codec"):
         interface.coarse.generate(codes)
+    same = interface.coarse.generate(codec=interface.codec, time_steps=10, return_signal=False, seed=1,
+                                     _sampling_steps=3, debug=True, causal_weight=0.0)
+    assert torch.equal(same, codes)  # [2, 1] sums to 3 steps; debug changes nothing
+    with pytest.raises(ValueError, match="causal_weight=0.5 is not supported"):
+        interface.coarse.generate(codec=interface.codec, time_steps=4, causal_weight=0.5)
     with pytest.raises(ValueError, match="cfg_guidance is not supported"):
         interface.coarse.generate(codec=interface.codec, time_steps=4, cfg_guidance=3.0)
     full = torch.cat([codes, torch.zeros(1, 10, 10, dtype=torch.long)], dim=1)

@@ -371,15 +371,17 @@ class VampNetTransformer(nn.Module):
     @torch.no_grad()
     def generate(self, codec=None, time_steps: int = 300, _sampling_steps=None, start_tokens=None, mask=None,
                  return_signal: bool = True, seed: int | None = None, generators=None, cfg_guidance=None,
-                 **options):
+                 causal_weight: float = 0.0, debug: bool = False, **options):
         """The reference's `generate`: regenerate the cells of `start_tokens` (B, C, T) where `mask`
         is 1 (None: every cell but the conditioning codebooks; a (B, T) mask covers every
         codebook). Without `start_tokens`, `time_steps` frames of MASK are generated.
 
-        `options` are SamplingOptions fields (`_sampling_steps`, an int or the reference's list,
-        is the step count); `seed` gives item k the generator that `Interface.vamp` gives
-        variation seed + k on a single chunk. Returns codes, or an AudioSignal when
-        `return_signal` (which needs `codec`)."""
+        `options` are SamplingOptions fields; `_sampling_steps` (an int, or the reference's list,
+        summed) is the step count. `debug` is accepted and ignored; `causal_weight` and
+        `cfg_guidance` must keep their off values. `seed` gives item k the generator that
+        `Interface.vamp` gives variation seed + k on a single chunk (no seed: one drawn from
+        torch's global generator). Returns codes, or an AudioSignal when `return_signal` (which
+        needs `codec`)."""
         from .sampler import SamplingOptions, generate
         from .seeds import chunk_generator, seed_from_global_rng
 
@@ -388,6 +390,9 @@ class VampNetTransformer(nn.Module):
                             "generate(codec=interface.codec, start_tokens=codes, mask=mask, return_signal=False)")
         if cfg_guidance is not None:
             raise ValueError("cfg_guidance is not supported: the released models have no conditioning input")
+        if causal_weight:
+            raise ValueError(f"causal_weight={causal_weight!r} is not supported: only 0 (parallel decoding)")
+        # `debug` only made the reference print its steps; a `sampler.Trace` records them here
         if _sampling_steps is not None:
             options["sampling_steps"] = int(sum(_sampling_steps) if isinstance(_sampling_steps, (list, tuple))
                                             else _sampling_steps)
