@@ -282,6 +282,30 @@ def test_every_tensor_the_models_use_moves_and_casts_with_to(tiny_models):
     assert audio32.shape == audio64.shape
 
 
+def test_load_state_dict_rebuilds_the_inference_tables(tiny_models, tmp_path):
+    from bridge.engine import make_random
+
+    made = vampnet.interface.Interface(coarse_ckpt=tiny_models / "coarse.pth", codec_ckpt=tiny_models / "codec.pth",
+                                       coarse2fine_ckpt=tiny_models / "c2f.pth", device="cpu")
+    other = vampnet.interface.Interface(coarse_ckpt=make_random(tmp_path / "other-set", seed=9) / "coarse.pth",
+                                        codec_ckpt=tmp_path / "other-set" / "codec.pth",
+                                        coarse2fine_ckpt=tmp_path / "other-set" / "c2f.pth", device="cpu")
+    z = torch.randint(0, 1024, (1, 14, 16), generator=torch.Generator().manual_seed(8))
+    mask = torch.ones_like(z)
+    expected = other.vamp(z, mask, seed=2, sampling_steps=2)
+    with torch.no_grad():
+        coarse_logits = other.coarse(z[:, :4])
+    made.load_state_dict(other.state_dict())  # codec and both transformers at once
+    assert torch.equal(made.vamp(z, mask, seed=2, sampling_steps=2), expected)
+    torch.testing.assert_close(made.decode_codes(z), other.decode_codes(z))
+    fresh = vampnet.interface.Interface(coarse_ckpt=tiny_models / "coarse.pth", codec_ckpt=tmp_path / "other-set" / "codec.pth",
+                                        device="cpu")
+    fresh.coarse.load_state_dict(other.coarse.state_dict())  # one model alone
+    with torch.inference_mode():
+        torch.testing.assert_close(fresh.coarse.logits_at(fresh.coarse.hidden(z[:, :4]), *[torch.tensor([0, 0])] * 3),
+                                   coarse_logits[0, :, [0, 0]].T)
+
+
 def test_codec_chunk_size_follows_the_device_it_is_on(tiny_models, monkeypatch):
     from bridge.engine.codec import Codec
 

@@ -267,6 +267,12 @@ class Decoder(nn.Module):
 # The codec
 
 
+def _reprepare_after_loading(codec, incompatible_keys):
+    """New weights from `load_state_dict`: recompute the decoding tables where they were built."""
+    if codec._latent_tables is not None:
+        codec.prepare()
+
+
 class Codec(nn.Module):
     """Encode mono audio at `sample_rate` to codes (B, n_codebooks, T) and decode them back.
 
@@ -303,6 +309,7 @@ class Codec(nn.Module):
         self._chunk_frames = None  # None: by device (CHUNK_FRAMES)
         # A buffer, not a plain attribute, so that .to(device / dtype) moves it with the weights.
         self.register_buffer("_latent_tables", None, persistent=False)
+        self.register_load_state_dict_post_hook(_reprepare_after_loading)
 
     @property
     def device(self) -> torch.device:

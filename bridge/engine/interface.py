@@ -124,6 +124,14 @@ class Interface(torch.nn.Module):
                 self._ready(model)
         self.to(self.device)
         self.eval()
+        self.register_load_state_dict_post_hook(Interface._reprepare_after_loading)
+
+    def _reprepare_after_loading(self, incompatible_keys):
+        """New codec codebooks change the transformers' embedding tables: rebuild them."""
+        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
+        for model in (self.coarse, self.c2f):
+            if model is not None:
+                model.prepare(codebooks)
 
     @classmethod
     def from_modules(cls, codec, coarse, c2f=None, device=None, compile: bool | None = None,

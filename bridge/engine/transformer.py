@@ -243,6 +243,13 @@ class Classifier(nn.Module):
         self.layers = nn.ModuleList([WNConv1d(config.embedding_dim, n_out, kernel_size=1)])
 
 
+def _reprepare_after_loading(module, incompatible_keys):
+    """`load_state_dict` changes weights the inference tables were computed from: recompute them
+    (with the codec codebooks they were built with), so loaded weights are the ones that run."""
+    if module._codec_codebooks is not None:
+        module.prepare(module._codec_codebooks)
+
+
 class VampNetTransformer(nn.Module):
     """The model. Two doors into the same modules:
 
@@ -274,6 +281,7 @@ class VampNetTransformer(nn.Module):
         self.register_buffer("_head_weight", None, persistent=False)  # (n_predict, vocab, d), codebook-major
         self.register_buffer("_head_bias", None, persistent=False)  # (n_predict, vocab)
         self._bias_cache = {}  # length -> (1, H, T, T); emptied by _apply (every .to())
+        self.register_load_state_dict_post_hook(_reprepare_after_loading)
 
     @property
     def stage(self) -> str:
