@@ -5,7 +5,7 @@
 
 Layering (imports only point down): layers -> codec, transformer -> checkpoint -> sampler,
 prompts -> mask -> interface. Nothing here knows about OSC, Qt, jobs or output files, except
-`Interface.default()` and its model-set methods, which ask `bridge.models` where sets live.
+the Interface's model-set methods (`model_sets.py`), which ask `bridge.models` where sets live.
 """
 
 from . import interface, mask  # noqa: F401 - the reference's module names: vampnet.interface, vampnet.mask

@@ -12,7 +12,6 @@ Besides the reference's methods, `preprocess_audio`, `encode_audio` and `decode_
 plain arrays; the rendering pipeline uses them so that audiotools stays off the hot path.
 """
 
-import functools
 import math
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from .. import dsp
 from .checkpoint import check_compatible, load_codec, load_transformer
 from .codec import audio_signal
 from .mask import *  # noqa: F401,F403 - the reference's interface module re-exports its mask functions
+from .model_sets import ModelSetMethods
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
 from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed lived here before seeds.py
@@ -64,18 +64,7 @@ def _ensure_max_of_audio(audio):
     return audio * (np.float32(1.0) / peak) if peak > 1.0 else audio
 
 
-class _class_or_instance_method:
-    """A method that receives the instance when called on one, else the class."""
-
-    def __init__(self, function):
-        self.function = function
-        functools.update_wrapper(self, function)
-
-    def __get__(self, instance, owner):
-        return functools.partial(self.function, owner if instance is None else instance)
-
-
-class Interface(torch.nn.Module):
+class Interface(ModelSetMethods, torch.nn.Module):
     """A torch Module (`to`, `eval`, `parameters`, `state_dict`) holding `codec`, `coarse` and
     `c2f`; positional arguments in the reference's order."""
 
@@ -141,80 +130,6 @@ class Interface(torch.nn.Module):
         interface._setup(codec, coarse, c2f, device=device, compile=compile, coarse_chunk_size_s=coarse_chunk_size_s,
                          coarse2fine_chunk_size_s=coarse2fine_chunk_size_s)
         return interface
-
-    # --- model sets (the reference's `default`, `available_models`, `load_finetuned`, `reload`) ---
-
-    @classmethod
-    def default(cls, device=None) -> "Interface":
-        """The installed released set (or $VAMPBRIDGE_MODEL), else the bundled default, whose
-        weights are untrained (a one-line note on stderr says so)."""
-        from ..models import MODEL_FILES, resolve_model_dir  # model sets on disk: the one upward door
-
-        directory = resolve_model_dir()
-        files = {name: directory / name for name in MODEL_FILES}
-        return cls(coarse_ckpt=files["coarse.pth"], coarse2fine_ckpt=files["c2f.pth"], codec_ckpt=files["codec.pth"],
-                   device=device)
-
-    @_class_or_instance_method
-    def available_models(self_or_cls, model_dir=None) -> list[str]:
-        """The fine-tunes of a model set, then "default". The set: `model_dir`, else, called on an
-        interface, the one it was loaded from, else (called on the class) the one `default()` loads."""
-        from ..models import lora_names, resolve_model_dir
-
-        if model_dir is None and getattr(self_or_cls, "codec_path", None) is not None:
-            model_dir = self_or_cls.codec_path.parent
-        return lora_names(Path(model_dir) if model_dir else resolve_model_dir(warn=False)) + ["default"]
-
-    def load_finetuned(self, name: str):
-        """Switch to fine-tune `name` of this interface's model set (`loras/<name>/`), or back to
-        its base models with "default"."""
-        if self.codec_path is None:
-            raise RuntimeError("this Interface was built from modules in memory: it has no model set to look in")
-        directory = self.codec_path.parent
-        names = self.available_models()
-        if name not in names:
-            raise ValueError(f"{name!r} is not a model of {directory}; available: {names}")
-        base = {"coarse": directory / "coarse.pth", "c2f": directory / "c2f.pth"}
-        lora = {key: None for key in base} if name == "default" else {
-            key: (directory / "loras" / name / f"{key}.pth") for key in base}
-        lora = {key: (path if path is not None and path.is_file() else None) for key, path in lora.items()}
-        for key in ("coarse", "c2f"):
-            if getattr(self, key) is None and key == "c2f":
-                continue
-            self._replace(key, base[key], lora[key])
-
-    def reload(self, coarse_ckpt=None, c2f_ckpt=None):
-        """Replace the coarse and/or coarse-to-fine model by full checkpoints; a file that is
-        already loaded is not read again."""
-        for key, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
-            if path is not None:
-                self._replace(key, Path(path), None)
-
-    def _replace(self, key: str, path: Path, lora_path):
-        if getattr(self, f"{key}_path") == Path(path) and self._lora_paths[key] == lora_path:
-            return  # already loaded
-        old = getattr(self, key)
-        model = load_transformer(path, lora_path)
-        check_compatible(self.codec, *((model, self.c2f) if key == "coarse" else (self.coarse, model)))
-        model.chunk_size_s = old.chunk_size_s if old is not None else (10.0 if key == "coarse" else 3.0)
-        setattr(self, key, self._ready(model))
-        setattr(self, f"{key}_path", Path(path))
-        self._lora_paths[key] = lora_path
-
-    def lora_load(self, coarse_ckpt=None, c2f_ckpt=None, full_ckpts: bool = False):
-        """Switch fine-tunes: LoRA files merge into the base weights loaded at construction, or, with
-        `full_ckpts`, the given files replace the models outright."""
-        for key, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
-            if path is None:
-                continue
-            base = getattr(self, f"{key}_path")
-            if full_ckpts:
-                self._replace(key, Path(path), None)
-            elif base is None:
-                raise RuntimeError(f"no {key} model file to merge {path} into: load one first "
-                                   f"(Interface(...) or reload()), or pass full_ckpts=True")
-            else:
-                self._replace(key, base, Path(path))
 
     def set_chunk_size(self, chunk_size_s: float):
         """Seconds of audio the coarse model sees at once (the reference's `set_chunk_size`)."""
