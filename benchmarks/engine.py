@@ -119,23 +119,17 @@ def build_interface(size: str, device, seed: int = 0):
     import torch
 
     from bridge.engine import Interface
-    from bridge.engine.checkpoint import check_compatible
     from bridge.engine.codec import Codec
     from bridge.engine.random_weights import model_configs
     from bridge.engine.transformer import VampNetTransformer
 
     codec_config, coarse_config, c2f_config = model_configs(size)
     generator = torch.Generator().manual_seed(seed)
-    interface = Interface.__new__(Interface)
-    interface.codec = random_model(Codec, codec_config, generator)
-    interface.coarse = random_model(VampNetTransformer, coarse_config, generator)
-    interface.c2f = random_model(VampNetTransformer, c2f_config, generator)
-    check_compatible(interface.codec, interface.coarse, interface.c2f)
-    interface.coarse.chunk_size_s = 10.0
-    interface.c2f.chunk_size_s = 3.0
-    interface.beat_tracker = None
-    interface.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1"  # set by --compile
-    return interface.to(device)
+    codec = random_model(Codec, codec_config, generator)
+    coarse = random_model(VampNetTransformer, coarse_config, generator)
+    c2f = random_model(VampNetTransformer, c2f_config, generator)
+    # compile: None reads VAMPBRIDGE_COMPILE (set by --compile)
+    return Interface.from_modules(codec, coarse, c2f, device=device)
 
 
 def _sync(device):
@@ -263,16 +257,16 @@ def measure_codec(minutes: float, device) -> dict:
     del t
     with torch.inference_mode():  # warm-up on two chunks
         short = audio[..., :2 * codec.chunk_frames * codec.hop_length]
-        codec.decode(codec.encode(short))
+        codec.decode_codes(codec.encode_codes(short))
     memory = PeakMemory(device)
     memory.reset()
     with torch.inference_mode():
         _sync(device)
         start = time.perf_counter()
-        codes = codec.encode(audio)
+        codes = codec.encode_codes(audio)
         _sync(device)
         encoded = time.perf_counter()
-        out = codec.decode(codes, length=n)
+        out = codec.decode_codes(codes, length=n)
         _sync(device)
         decoded = time.perf_counter()
     assert out.shape[-1] == n

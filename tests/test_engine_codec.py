@@ -24,7 +24,7 @@ def noise(n_samples, seed=0, level=0.3):
 @pytest.mark.parametrize("n_samples,n_frames", [(1, 1), (767, 1), (768, 1), (769, 2), (44100, 58)])
 def test_encode_gives_ceil_n_over_hop_frames_of_14_codebooks(codec, n_samples, n_frames):
     assert math.ceil(n_samples / HOP) == n_frames
-    codes = codec.encode(noise(n_samples))
+    codes = codec.encode_codes(noise(n_samples))
     assert codes.shape == (1, 14, n_frames)
     assert codes.dtype == torch.long
     assert 0 <= int(codes.min()) and int(codes.max()) < 1024
@@ -33,15 +33,15 @@ def test_encode_gives_ceil_n_over_hop_frames_of_14_codebooks(codec, n_samples, n
 def test_encode_right_pads_with_silence_to_a_whole_hop(codec):
     audio = noise(1000)
     padded = torch.nn.functional.pad(audio, (0, 2 * HOP - 1000))
-    assert torch.equal(codec.encode(audio), codec.encode(padded))
+    assert torch.equal(codec.encode_codes(audio), codec.encode_codes(padded))
 
 
 def test_decode_gives_t_times_hop_samples_and_length_trims(codec):
     codes = torch.randint(0, 1024, (2, 14, 9), generator=torch.Generator().manual_seed(1))
-    audio = codec.decode(codes)
+    audio = codec.decode_codes(codes)
     assert audio.shape == (2, 1, 9 * HOP)
     assert float(audio.abs().max()) <= 1.0  # tanh output
-    trimmed = codec.decode(codes, length=5000)
+    trimmed = codec.decode_codes(codes, length=5000)
     assert trimmed.shape == (2, 1, 5000)
     torch.testing.assert_close(trimmed, audio[..., :5000])
 
@@ -49,10 +49,10 @@ def test_decode_gives_t_times_hop_samples_and_length_trims(codec):
 def test_chunked_encode_equals_whole_input_encode(codec):
     audio = noise(40 * HOP + 123, seed=2)
     codec.chunk_frames = 10**6
-    whole = codec.encode(audio)
+    whole = codec.encode_codes(audio)
     try:
         codec.chunk_frames = 7
-        chunked = codec.encode(audio)
+        chunked = codec.encode_codes(audio)
     finally:
         codec.chunk_frames = 10**6
     assert whole.shape == chunked.shape == (1, 14, 41)
@@ -65,9 +65,9 @@ def test_chunked_decode_equals_whole_input_decode(tiny_models):
     codec = load_codec(tiny_models / "codec.pth").double().prepare()
     codes = torch.randint(0, 1024, (1, 14, 45), generator=torch.Generator().manual_seed(3))
     codec.chunk_frames = 10**6
-    whole = codec.decode(codes)
+    whole = codec.decode_codes(codes)
     codec.chunk_frames = 7
-    chunked = codec.decode(codes)
+    chunked = codec.decode_codes(codes)
     assert whole.shape == chunked.shape == (1, 1, 45 * HOP)
     assert float(whole.abs().max()) > 1e-3  # not trivially silent
     torch.testing.assert_close(chunked, whole, atol=1e-9, rtol=0)
@@ -95,7 +95,7 @@ def test_encode_picks_the_nearest_codebook_row_by_cosine_similarity(codec):
     q = codec.quantizer.quantizers[0]
     projected = q.in_proj(latents)[0].T  # (6, 8)
     cosine = torch.nn.functional.cosine_similarity(projected[:, None, :], q.codebook.weight[None], dim=-1)
-    assert torch.equal(codec.encode(audio)[0, 0], cosine.argmax(dim=-1))
+    assert torch.equal(codec.encode_codes(audio)[0, 0], cosine.argmax(dim=-1))
 
 
 def test_decode_codes_silences_frames_where_every_codebook_is_mask(tiny_interface):

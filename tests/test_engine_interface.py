@@ -142,9 +142,11 @@ def test_gen_fn_other_than_the_coarse_models_generate_is_refused(tiny_interface,
 def test_model_generate_fills_mask_cells_like_the_reference(tiny_interface):
     codes = torch.randint(0, 1024, (2, 4, 12), generator=torch.Generator().manual_seed(1))
     codes[:, :, 4:8] = MASK
-    with torch.inference_mode():
-        out = tiny_interface.coarse.generate(codes, seed=7, sampling_steps=3)
-        again = tiny_interface.coarse.generate(codes, seed=7, sampling_steps=3)
+    mask = (codes == MASK).long()
+    kwargs = dict(codec=tiny_interface.codec, time_steps=12, start_tokens=codes, mask=mask, return_signal=False,
+                  seed=7, _sampling_steps=3)
+    out = tiny_interface.coarse.generate(**kwargs)
+    again = tiny_interface.coarse.generate(**kwargs)
     assert torch.equal(out, again)
     assert not (out == MASK).any()
     assert torch.equal(out[:, :, :4], codes[:, :, :4]) and torch.equal(out[:, :, 8:], codes[:, :, 8:])
@@ -201,7 +203,10 @@ def test_coarse_to_fine_honours_the_references_sampling_steps_spelling(tiny_inte
     assert len(trace.runs[0]["steps"]) == 3
     trace = Trace()
     tiny_interface.coarse_to_fine(z, seed=0, trace=trace)
-    assert len(trace.runs[0]["steps"]) == 2  # the default, as in the reference
+    assert len(trace.runs[0]["steps"]) == 12  # called on its own: the sampler's default, as in the reference
+    trace = Trace()
+    tiny_interface.vamp(z, torch.ones_like(z), seed=0, sampling_steps=1, trace=trace)
+    assert [len(run["steps"]) for run in trace.runs if run["stage"] == "c2f"] == [2]  # vamp passes 2
 
 
 def test_feedback_passes_re_vamp_the_previous_output_under_the_same_mask(tiny_interface, signal):
@@ -229,7 +234,7 @@ def test_compiled_transformers_compute_what_the_eager_ones_do(tiny_models, tiny_
     monkeypatch.setenv("VAMPBRIDGE_COMPILE", "1")  # None reads the environment
     compiled = Interface(coarse_ckpt=tiny_models / "coarse.pth", coarse2fine_ckpt=tiny_models / "c2f.pth",
                          codec_ckpt=tiny_models / "codec.pth", device="cpu")
-    assert compiled.compile and not tiny_interface.compile
+    assert compiled.compile_layers and not tiny_interface.compile_layers
     z = tiny_interface.encode(signal)
     with torch.inference_mode():
         for name in ("coarse", "c2f"):
@@ -250,8 +255,11 @@ def test_preprocessing_is_the_references_chain_of_audiotools_calls(tiny_interfac
     audio[..., 20000] = 8 * level  # a peak
     signal = AudioSignal(torch.from_numpy(audio), 48000)
     expected = signal.clone().resample(SR).to_mono().normalize(-24.0).ensure_max_of_audio(1.0).audio_data
+    # then right-padded with silence to a whole number of hops, as the reference's codec does
+    expected = torch.nn.functional.pad(expected, (0, math.ceil(39690 / HOP) * HOP - 39690))
     ours = tiny_interface._preprocess(signal).audio_data
-    assert ours.shape == expected.shape and torch.allclose(ours, expected, rtol=1e-5, atol=1e-7)
+    assert ours.shape == expected.shape == (1, 1, 52 * HOP)
+    assert torch.allclose(ours, expected, rtol=1e-5, atol=1e-7)
     # the array entry point (pedalboard resamples) applies the same loudness and peak steps
     at_44k = signal.clone().resample(SR)
     array_path = tiny_interface.preprocess_audio(at_44k.audio_data[0].numpy(), SR)

@@ -116,18 +116,39 @@ def test_compression_keeps_only_the_lowest_codebooks_at_every_frame():
 # --- randomness ------------------------------------------------------------------------------------
 
 
-def test_dropout_0_changes_nothing_and_dropout_1_regenerates_everything():
+def test_dropout_0_changes_nothing_and_dropout_1_draws_t_frames_with_replacement():
     mask = periodic_mask((1, 14, 12), 4, 1, offset=0)
     assert torch.equal(dropout_mask(mask, 0.0), mask)
-    assert torch.equal(dropout_mask(mask, 1.0), full_mask((1, 14, 12)))
+    dropped = dropout_mask(mask, 1.0, torch.Generator().manual_seed(0))
+    newly = ((dropped == 1) & (mask == 0)).any(dim=1)[0]  # frames re-masked
+    assert 0 < int(newly.sum()) <= 3  # 12 draws with replacement among 12 frames, 3 of them kept
 
 
-def test_dropout_only_ever_adds_regenerated_cells():
+def test_dropout_regenerates_int_t_times_p_whole_frames_like_the_reference():
+    """Periodic 7, depth 3, p 0.2 on 82 frames: int(82 * 0.2) = 16 frames drawn; every frame is
+    then wholly kept or wholly regenerated in the codebooks below the depth, in every batch item."""
+    shape = (2, 14, 82)
+    mask = codebook_mask(periodic_mask(shape, 7, 1, offset=0), 3)
+    dropped = codebook_mask(dropout_mask(periodic_mask(shape, 7, 1, offset=0), 0.2, torch.Generator().manual_seed(1)), 3)
+    assert (dropped >= mask).all()  # dropout only ever adds regenerated cells
+    lower = dropped[:, :3]
+    partly_kept = (lower.min(dim=1).values != lower.max(dim=1).values)
+    assert int(partly_kept.sum()) == 0
+    assert torch.equal(dropped[0], dropped[1])  # the same frames for the whole batch
+    newly = int(((dropped[0, 0] == 1) & (mask[0, 0] == 0)).sum())
+    assert 0 <= newly <= 12  # at most the 12 kept frames, from 16 draws
+
+
+def test_dropout_draws_from_the_generator_it_is_given():
     mask = periodic_mask((1, 14, 200), 2, 1, offset=0)  # half kept
-    dropped = dropout_mask(mask, 0.5, torch.Generator().manual_seed(0))
-    assert (dropped >= mask).all()
-    kept_before, kept_after = int((mask == 0).sum()), int((dropped == 0).sum())
-    assert 0.4 < kept_after / kept_before < 0.6
+    a = dropout_mask(mask, 0.5, torch.Generator().manual_seed(0))
+    b = dropout_mask(mask, 0.5, torch.Generator().manual_seed(0))
+    c = dropout_mask(mask, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a >= mask).all()
+    # 100 draws among 200 frames re-mask about 200 * (1 - (199/200)^100) / 2 = 39 of the 100 kept frames
+    kept_before, kept_after = int((mask[0, 0] == 0).sum()), int((a[0, 0] == 0).sum())
+    assert 0.45 < kept_after / kept_before < 0.75
 
 
 def test_random_ratio_0_keeps_all_and_1_regenerates_all():

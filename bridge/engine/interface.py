@@ -1,11 +1,9 @@
 """`Interface`: the engine's public API, mirroring the reference `vampnet.interface.Interface`.
 
-Code written for VampNet runs by changing its import:
+Code written for VampNet runs by changing its import (`import bridge.engine as vampnet`):
 
-    from bridge.engine import Interface
-    interface = Interface(coarse_ckpt="models/coarse.pth", coarse2fine_ckpt="models/c2f.pth",
-                          codec_ckpt="models/codec.pth", device="cuda")
-    z = interface.encode(signal)                       # audiotools AudioSignal -> (1, 14, T)
+    interface = vampnet.interface.Interface.default()  # or Interface(coarse_ckpt=..., codec_ckpt=...)
+    z = interface.encode(signal)                        # audiotools AudioSignal -> (1, 14, T)
     mask = interface.build_mask(z, signal, periodic_prompt=7, upper_codebook_mask=3)
     zv = interface.vamp(z, mask, batch_size=4, temperature=1.0, typical_filtering=True, seed=1)
     out = interface.decode(zv)                          # -> AudioSignal at 44.1 kHz
@@ -16,14 +14,19 @@ plain arrays; the rendering pipeline uses them so that audiotools stays off the 
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import dsp
 from .checkpoint import check_compatible, load_codec, load_transformer
+from .codec import audio_signal
+from .mask import *  # noqa: F401,F403 - the reference's interface module re-exports its mask functions
+from .model_sets import ModelSetMethods
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
+from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed lived here before seeds.py
 
 LOUDNESS_TARGET_LUFS = -24.0
 
@@ -45,12 +48,14 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def derive_seed(seed: int, stage: str, chunk: int) -> int:
-    """A 63-bit seed for one (variation, stage, chunk): chunks are independent of how they are batched."""
-    import hashlib
-
-    digest = hashlib.blake2b(f"{seed}/{stage}/{chunk}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
+def signal_concat(audio_signals: list):
+    """AudioSignals (same rate) joined along time, as the reference's `signal_concat`."""
+    if not audio_signals:
+        raise ValueError("signal_concat needs at least one AudioSignal")
+    rates = {s.sample_rate for s in audio_signals}
+    if len(rates) != 1:
+        raise ValueError(f"signal_concat needs signals at one sample rate, got {sorted(rates)}: resample them first")
+    return audio_signal(torch.cat([s.audio_data for s in audio_signals], dim=-1), audio_signals[0].sample_rate)
 
 
 def _ensure_max_of_audio(audio):
@@ -59,52 +64,95 @@ def _ensure_max_of_audio(audio):
     return audio * (np.float32(1.0) / peak) if peak > 1.0 else audio
 
 
-class Interface:
-    def __init__(self, coarse_ckpt=None, coarse2fine_ckpt=None, codec_ckpt=None, device=None,
-                 coarse_lora_ckpt=None, coarse2fine_lora_ckpt=None, wavebeat_ckpt=None,
-                 coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3,
-                 compile: bool | None = None):
-        """`compile` runs the transformers' layer stacks through `torch.compile` (None: on when the
-        environment sets VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation,
-        activation and bf16 casts around the matrix products; it costs tens of seconds per new
-        (batch, length) shape, and on a CPU it is slower than the eager oneDNN path (measured)."""
+class Interface(ModelSetMethods, torch.nn.Module):
+    """A torch Module (`to`, `eval`, `parameters`, `state_dict`) holding `codec`, `coarse` and
+    `c2f`; positional arguments in the reference's order."""
+
+    def __init__(self, coarse_ckpt=None, coarse_lora_ckpt=None, coarse2fine_ckpt=None, coarse2fine_lora_ckpt=None,
+                 codec_ckpt=None, wavebeat_ckpt=None, device=None, coarse_chunk_size_s: float = 10,
+                 coarse2fine_chunk_size_s: float = 3, compile: bool | None = None):
+        """`device` None picks the best available (`pick_device`). `compile` runs the transformers'
+        layer stacks through `torch.compile` (None: on when the environment sets
+        VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation, activation and
+        bf16 casts around the matrix products; it costs tens of seconds per new (batch, length)
+        shape, and on a CPU it is slower than the eager oneDNN path (measured)."""
         if codec_ckpt is None:
             raise ValueError("must provide a codec checkpoint (codec_ckpt=.../codec.pth)")
         if coarse_ckpt is None:
             raise ValueError("must provide a coarse checkpoint (coarse_ckpt=.../coarse.pth)")
+        codec = load_codec(codec_ckpt)
+        coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
+        c2f = load_transformer(coarse2fine_ckpt, coarse2fine_lora_ckpt) if coarse2fine_ckpt else None
+        self._setup(codec, coarse, c2f, device=device, compile=compile, coarse_chunk_size_s=coarse_chunk_size_s,
+                    coarse2fine_chunk_size_s=coarse2fine_chunk_size_s)
+        self.codec_path = Path(codec_ckpt)
+        self.coarse_path = Path(coarse_ckpt)
+        self.c2f_path = Path(coarse2fine_ckpt) if coarse2fine_ckpt else None
+        self._lora_paths = {"coarse": coarse_lora_ckpt, "c2f": coarse2fine_lora_ckpt}
+
+    def _setup(self, codec, coarse, c2f, device=None, compile=None, coarse_chunk_size_s: float = 10,
+               coarse2fine_chunk_size_s: float = 3):
+        torch.nn.Module.__init__(self)
         self.device = pick_device(device)
-        self.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None else bool(compile)
-        self.codec = load_codec(codec_ckpt)
-        self._base_ckpts = {"coarse": coarse_ckpt, "c2f": coarse2fine_ckpt}
-        self.coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
-        self.c2f = load_transformer(coarse2fine_ckpt, coarse2fine_lora_ckpt) if coarse2fine_ckpt else None
-        check_compatible(self.codec, self.coarse, self.c2f)
+        self.compile_layers = (os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None
+                               else bool(compile))
+        self.loudness = LOUDNESS_TARGET_LUFS  # what `_preprocess` normalises to, as in the reference
+        check_compatible(codec, coarse, c2f)
+        self.codec = codec.prepare()
+        self.coarse = coarse
+        self.c2f = c2f
         self.coarse.chunk_size_s = coarse_chunk_size_s
         if self.c2f is not None:
             self.c2f.chunk_size_s = coarse2fine_chunk_size_s
         # The wavebeat tracker is not part of this engine: beat-driven prompts use our own detector.
         self.beat_tracker = None
-        self.to(self.device)
-
-    # --- devices and units --------------------------------------------------------------------
-
-    def to(self, device):
-        self.device = torch.device(device)
-        self.codec.to(self.device).prepare()
-        if self.device.type == "cuda":
-            self.codec.chunk_frames = 1723  # 30 s: GPUs have the memory, fewer chunks are faster
+        self.codec_path = self.coarse_path = self.c2f_path = None
+        self._lora_paths = {"coarse": None, "c2f": None}
         for model in (self.coarse, self.c2f):
             if model is not None:
                 self._ready(model)
+        self.to(self.device)
+        self.eval()
+        self.register_load_state_dict_post_hook(Interface._reprepare_after_loading)
+
+    def _reprepare_after_loading(self, incompatible_keys):
+        """New codec codebooks change the transformers' embedding tables: rebuild them."""
+        codebooks = [q.codebook.weight for q in self.codec.quantizer.quantizers]
+        for model in (self.coarse, self.c2f):
+            if model is not None:
+                model.prepare(codebooks)
+
+    @classmethod
+    def from_modules(cls, codec, coarse, c2f=None, device=None, compile: bool | None = None,
+                     coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3) -> "Interface":
+        """An Interface around models already in memory (benchmarks, tools), set up as loading does."""
+        interface = cls.__new__(cls)
+        interface._setup(codec, coarse, c2f, device=device, compile=compile, coarse_chunk_size_s=coarse_chunk_size_s,
+                         coarse2fine_chunk_size_s=coarse2fine_chunk_size_s)
+        return interface
+
+    def set_chunk_size(self, chunk_size_s: float):
+        """Seconds of audio the coarse model sees at once (the reference's `set_chunk_size`)."""
+        if not isinstance(chunk_size_s, (int, float)) or not math.isfinite(chunk_size_s) or self.s2t(chunk_size_s) < 1:
+            raise ValueError(f"chunk_size_s={chunk_size_s!r} is invalid: must be a positive number of seconds")
+        self.coarse.chunk_size_s = chunk_size_s
+
+    # --- devices and units --------------------------------------------------------------------
+
+    def to(self, *args, **kwargs):
+        """torch's `Module.to`; the interface's `device` follows, and generation runs there."""
+        device, _, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        super().to(*args, **kwargs)
+        if device is not None:
+            self.device = torch.device(device)
         return self
 
     def _ready(self, model):
         """Move a transformer to the device, precompute its tables, compile it if asked."""
         model.to(self.device).prepare([q.codebook.weight for q in self.codec.quantizer.quantizers])
-        if self.compile:
+        if self.compile_layers:
             model.transformer.compile(dynamic=False)  # one graph per (batch, length); the head stays eager
-        return model
-
+        return model.eval()
     def s2t(self, seconds):
         """Seconds to token frames: ceil(seconds * sample_rate / hop)."""
         if isinstance(seconds, np.ndarray):
@@ -136,40 +184,24 @@ class Interface:
             audio = audio[None]
         dsp.check_finite(audio, "input audio")
         audio = dsp.to_mono(dsp.resample(audio, sample_rate, self.codec.sample_rate))
-        return _ensure_max_of_audio(dsp.normalize_for_model(audio, self.codec.sample_rate, LOUDNESS_TARGET_LUFS))
+        # (the companion calls this with a stand-in `self` that has only codec.sample_rate)
+        loudness = getattr(self, "loudness", LOUDNESS_TARGET_LUFS)
+        return _ensure_max_of_audio(dsp.normalize_for_model(audio, self.codec.sample_rate, loudness))
 
     def encode_audio(self, audio) -> torch.Tensor:
         """Preprocessed mono audio (1, n) or (B, 1, n) at 44.1 kHz -> codes (B, n_codebooks, T)."""
         x = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
         x = x.reshape(-1, 1, x.shape[-1])
-        return self.codec.encode(x)
+        return self.codec.encode_codes(x)
 
     def decode_codes(self, codes, length: int | None = None) -> torch.Tensor:
         """Codes (B, C, T) -> audio (B, 1, n) at 44.1 kHz. Frames where every codebook is MASK are
         silent; other MASK cells decode as code 0, like the reference."""
-        codes = codes.to(self.device)
-        all_masked = (codes == self.codec.codebook_size).all(dim=1)  # (B, T)
-        codes = codes.masked_fill(codes == self.codec.codebook_size, 0)
-        # One item at a time: convolution kernels pick algorithms by batch size, and a variation
-        # must decode to the same samples whether it was made alone or in a batch.
-        audio = torch.cat([self.codec.decode(codes[b:b + 1]) for b in range(codes.shape[0])])
-        if all_masked.any():
-            silence = all_masked.repeat_interleave(self.codec.hop_length, dim=-1)[:, None, :]
-            audio = audio.masked_fill(silence, 0.0)
-        return audio if length is None else audio[..., :length]
-
-    def _signal_class(self):
-        try:
-            from audiotools import AudioSignal
-        except ImportError as e:  # pragma: no cover - depends on the installation
-            raise ImportError(
-                "the AudioSignal API needs descript-audiotools: pip install 'vampbridge[audiotools]' "
-                "(or use encode_audio / decode_codes with numpy arrays)"
-            ) from e
-        return AudioSignal
+        return self.codec.decode_codes(codes.to(self.device), length)
 
     def _preprocess(self, signal):
-        """The reference's preprocessing of an AudioSignal: resample, mono, -24 LUFS, peak <= 1.
+        """The reference's preprocessing of an AudioSignal: resample, mono, `loudness` LUFS (-24),
+        peak <= 1, then right-padded with silence to a whole number of hops.
 
         Resampling, mixing and the peak step are audiotools' own, as in the reference; the
         loudness gain comes from `dsp.normalize_for_model`, which reproduces audiotools'
@@ -179,9 +211,11 @@ class Interface:
         signal = signal.clone().resample(self.codec.sample_rate).to_mono()
         data = signal.audio_data.detach().cpu().float().numpy()  # (B, 1, n)
         for b in range(data.shape[0]):
-            data[b] = dsp.normalize_for_model(data[b], signal.sample_rate, LOUDNESS_TARGET_LUFS)
+            data[b] = dsp.normalize_for_model(data[b], signal.sample_rate, self.loudness)
         signal.audio_data = torch.from_numpy(data)
-        return signal.ensure_max_of_audio(1.0)
+        signal = signal.ensure_max_of_audio(1.0)
+        signal.audio_data, _ = self.codec.preprocess(signal.audio_data, signal.sample_rate)
+        return signal
 
     preprocess = _preprocess
 
@@ -194,10 +228,33 @@ class Interface:
     @torch.inference_mode()
     def decode(self, z):
         """Codes (B, C, T) -> AudioSignal at 44.1 kHz."""
-        AudioSignal = self._signal_class()
-        return AudioSignal(self.decode_codes(z).float().cpu(), self.codec.sample_rate)
+        return audio_signal(self.decode_codes(z).float().cpu(), self.codec.sample_rate)
 
     to_signal = decode
+
+    def visualize_codes(self, z, mask=None):
+        """A matplotlib Figure of item 0 of codes `z` (B, C, T): one row per codebook over time in
+        seconds, MASK cells blank; with `mask`, a second panel shows it (1 = regenerate)."""
+        from matplotlib.figure import Figure
+
+        codes = z[0].detach().cpu().numpy()
+        n_rows = 2 if mask is not None else 1
+        figure = Figure(figsize=(10, 3.5 * n_rows))
+        extent = (0.0, self.t2s(codes.shape[-1]), -0.5, codes.shape[0] - 0.5)
+        ax = figure.add_subplot(n_rows, 1, 1)
+        shown = np.ma.masked_equal(codes, self.codec.codebook_size)  # MASK cells stay blank
+        ax.imshow(shown, aspect="auto", origin="lower", cmap="tab20", interpolation="nearest", extent=extent)
+        ax.set_title("codes")
+        ax.set_ylabel("codebook")
+        if mask is not None:
+            ax = figure.add_subplot(n_rows, 1, 2)
+            ax.imshow(mask[0].detach().cpu().numpy(), aspect="auto", origin="lower", cmap="gray_r",
+                      interpolation="nearest", extent=extent, vmin=0, vmax=1)
+            ax.set_title("mask (dark = regenerate)")
+            ax.set_ylabel("codebook")
+        ax.set_xlabel("time (s)")
+        figure.tight_layout()
+        return figure
 
     # --- masks ----------------------------------------------------------------------------------
 
@@ -224,15 +281,34 @@ class Interface:
         mask = recipe.build(tuple(shape), generator, audio, self.codec.sample_rate, self.codec.hop_length)
         return mask.to(self.device)
 
-    def make_beat_mask(self, signal, before_beat_s: float = 0.1, after_beat_s: float = 0.1,
+    def _beat_frames(self, signal) -> list[int]:
+        """Beat frames of an AudioSignal on the token grid, from our detector (no WaveBeat)."""
+        audio = self._preprocess(signal).audio_data[0, 0].numpy()
+        return detect_beats(audio, self.codec.sample_rate, self.codec.hop_length)
+
+    def snap_to_beats(self, signal):
+        """The signal trimmed to start on its first detected beat and end on its last."""
+        beats = self._beat_frames(signal)
+        if len(beats) < 2:
+            raise ValueError(f"found {len(beats)} beat(s) in the signal; snapping needs at least two "
+                             "(use a longer or more rhythmic clip)")
+        begin = min(int(self.t2s(beats[0]) * signal.sample_rate), signal.signal_length)
+        end = min(int(self.t2s(beats[-1]) * signal.sample_rate), signal.signal_length)
+        return signal.clone().trim(begin, signal.signal_length - end)
+
+    def make_beat_mask(self, signal, before_beat_s: float = 0.0, after_beat_s: float = 0.02,
                        mask_downbeats: bool = True, mask_upbeats: bool = True,
                        downbeat_downsample_factor: int | None = None, beat_downsample_factor: int | None = None,
                        dropout: float = 0.0, invert: bool = True, seed: int | None = None):
-        """The reference's beat-synced mask: 1 around the beats and 0 elsewhere, inverted by default
-        (so the beats are kept). Beats come from our detector; every 4th beat counts as a downbeat."""
-        audio = self._preprocess(signal).audio_data[0, 0].numpy()
+        """The reference's beat-synced mask (same defaults): 1 around the beats and 0 elsewhere,
+        inverted by default (so the beats are kept). Beats come from our detector; every 4th beat
+        counts as a downbeat (the reference's WaveBeat tracker finds downbeats itself)."""
+        for name, factor in (("downbeat_downsample_factor", downbeat_downsample_factor),
+                             ("beat_downsample_factor", beat_downsample_factor)):
+            if factor is not None and factor < 1:
+                raise ValueError(f"{name}={factor!r} is invalid: must be >= 1, or None")
         n_frames = self.s2t(signal.duration)
-        beats = detect_beats(audio, self.codec.sample_rate, self.codec.hop_length)
+        beats = self._beat_frames(signal)
         downbeats = beats[::4][::downbeat_downsample_factor or 1]
         upbeats = [b for b in beats if b not in set(beats[::4])][::beat_downsample_factor or 1]
         chosen = (downbeats if mask_downbeats else []) + (upbeats if mask_upbeats else [])
@@ -246,29 +322,11 @@ class Interface:
         n = self.c2f.n_codebooks if self.c2f is not None else self.coarse.n_codebooks
         return mask[None, None, :].repeat(1, n, 1).to(self.device)
 
-    def lora_load(self, coarse_ckpt=None, c2f_ckpt=None, full_ckpts: bool = False):
-        """Switch fine-tunes: LoRA files merge into the base weights loaded at construction, or, with
-        `full_ckpts`, the given files replace the models outright."""
-        for name, path in (("coarse", coarse_ckpt), ("c2f", c2f_ckpt)):
-            if path is None:
-                continue
-            old = getattr(self, name)
-            model = load_transformer(path) if full_ckpts else load_transformer(self._base_ckpts[name], path)
-            model.chunk_size_s = old.chunk_size_s
-            setattr(self, name, self._ready(model))
-        check_compatible(self.codec, self.coarse, self.c2f)
-
     # --- generation -----------------------------------------------------------------------------
 
     def _generators(self, seeds, stage: str, n_chunks: int):
         """Row generators in item-major order: one per (variation seed, chunk)."""
-        gens = []
-        for seed in seeds:
-            for chunk in range(n_chunks):
-                g = torch.Generator(device=self.device)
-                g.manual_seed(derive_seed(seed, stage, chunk))
-                gens.append(g)
-        return gens
+        return [chunk_generator(seed, stage, chunk, self.device) for seed in seeds for chunk in range(n_chunks)]
 
     def _seeds(self, batch_size: int, seed, seeds):
         if seeds is not None:
@@ -276,7 +334,7 @@ class Interface:
                 raise ValueError(f"got {len(seeds)} seeds for a batch of {batch_size}")
             return [int(s) for s in seeds]
         if seed is None:
-            seed = int.from_bytes(os.urandom(4), "little")
+            seed = seed_from_global_rng()  # repeatable after torch.manual_seed, as in the reference
         return [int(seed) + k for k in range(batch_size)]
 
     def _run_chunks(self, model, z, mask, chunk_len: int, stage: str, seeds, options, pad: bool,
@@ -322,8 +380,9 @@ class Interface:
     def _options(self, options=None, **kwargs) -> SamplingOptions:
         if options is not None:
             return options
-        if "_sampling_steps" in kwargs:  # the reference's coarse_to_fine spells the step count so
-            kwargs["sampling_steps"] = kwargs.pop("_sampling_steps")
+        if "_sampling_steps" in kwargs:  # the reference's spelling of the step count (an int or a list)
+            steps = kwargs.pop("_sampling_steps")
+            kwargs["sampling_steps"] = int(sum(steps) if isinstance(steps, (list, tuple)) else steps)
         return SamplingOptions.from_dict(kwargs)
 
     @torch.inference_mode()
@@ -360,12 +419,12 @@ class Interface:
                        options: SamplingOptions | None = None, on_step=None, trace=None, **kwargs):
         """Generate the fine codebooks from the coarse ones in chunks of `c2f.chunk_size_s`.
 
-        Unlike the reference (fixed at 2 steps, ignoring temperature and seed), every sampling
-        option applies; `sampling_steps` defaults to 2 here as there.
+        Called on its own it samples with the sampler's defaults (12 steps), as the reference does;
+        `vamp` passes its `c2f_sampling_steps` (2). Unlike the reference's `vamp` (which fixes 2
+        steps and ignores temperature and seed), every sampling option applies.
         """
         if self.c2f is None:
             raise RuntimeError("no coarse-to-fine model loaded (coarse2fine_ckpt=.../c2f.pth)")
-        kwargs.setdefault("sampling_steps", 2)
         options = self._options(options, **kwargs)
         z = z.to(self.device)
         B, C, T = z.shape
@@ -393,7 +452,7 @@ class Interface:
         Sampling keywords are the reference's (`sampling_steps`, `temperature`, `top_k`, `top_p`,
         `typical_filtering`, `typical_mass`, `typical_min_tokens`, `mask_temperature`,
         `sample_cutoff`). Variation k uses seed `seed + k` (or `seeds[k]`); the process-global RNG
-        is never touched. Returns codes (batch, 14, T), and the masked codes when `return_mask`.
+        is never re-seeded (with no seed, `seed` is drawn from it). Returns codes (batch, 14, T), and the masked codes when `return_mask`.
         """
         options = self._options(**kwargs)
         z = codes.to(self.device).expand(batch_size, -1, -1)

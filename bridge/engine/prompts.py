@@ -113,10 +113,15 @@ def compression_mask(shape, n_kept: int):
 
 
 def dropout_mask(mask, p: float, generator=None):
-    """Re-mask each kept cell with probability `p`."""
-    keep = (1 - mask).float()
-    still_kept = torch.bernoulli(keep * (1 - p), generator=generator)
-    return (1 - still_kept).long()
+    """Regenerate int(T * p) randomly drawn whole frames (every codebook, drawn with replacement,
+    the same frames for every batch item), as the reference's `dropout` does."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout p={p!r} is invalid: must be a fraction from 0 to 1")
+    T = mask.shape[-1]
+    frames = torch.randint(0, max(T, 1), (int(T * p),), generator=generator)
+    mask = mask.clone()
+    mask[..., frames.to(mask.device)] = 1
+    return mask
 
 
 def frames_near_events(shape, event_frames, before_frames: int, after_frames: int):

@@ -102,16 +102,34 @@ def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> 
 
 
 class CodebookEmbedding(nn.Module):
-    """Codes (B, C, T) -> (B, T, d) through the codec's codebooks plus a learned MASK vector."""
+    """Codes (B, C, T) -> (B, T, d) through the codec's codebooks plus a learned MASK vector.
+
+    The reference's two steps are here too: `from_codes(codes, codec)` -> the concatenated 8-d
+    vectors (B, 8C, T), and calling the module on those -> `out_proj` (B, d, T)."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_codebooks = config.n_codebooks
         self.vocab_size = config.vocab_size
+        self.special_idxs = {"MASK": config.vocab_size}  # token name -> id, as the reference spells it
         self.special = nn.ParameterDict(
             {"MASK": nn.Parameter(torch.zeros(config.n_codebooks, config.latent_dim))}
         )
         self.out_proj = nn.Conv1d(config.latent_dim * config.n_codebooks, config.embedding_dim, 1)
+
+    def from_codebooks(self, codes, codec_codebooks):  # (B, C, T), C x (vocab, latent) -> (B, latent * C, T)
+        vectors = []
+        for i in range(codes.shape[1]):
+            rows = torch.cat([codec_codebooks[i], self.special["MASK"][i:i + 1]])  # (vocab + 1, latent)
+            vectors.append(F.embedding(codes[:, i], rows).transpose(1, 2))  # (B, latent, T)
+        return torch.cat(vectors, dim=1)  # codebook-major channels
+
+    def from_codes(self, codes, codec):  # (B, C, T) with MASK -> (B, latent * C, T)
+        """The reference's look-up: codebook i of `codec`, extended by the MASK row."""
+        return self.from_codebooks(codes, [q.codebook.weight for q in codec.quantizer.quantizers])
+
+    def forward(self, latents):  # (B, latent * C, T) -> (B, d, T)
+        return self.out_proj(latents)
 
     def tables(self, codec_codebooks):  # list of (vocab, latent) -> (C, vocab + 1, d)
         """Fold `out_proj` into one (vocab + 1, d) table per codebook; row `vocab` is MASK.
@@ -140,15 +158,17 @@ class MultiHeadRelativeAttention(nn.Module):
         self.fc = nn.Linear(d, d, bias=False)
         if has_relative_attention_bias:
             self.relative_attention_bias = nn.Embedding(N_BUCKETS, config.n_heads)
-        self.w_qkv = None  # fused (3d, d) weight, built by prepare()
+        # fused (3d, d) weight, built by prepare(); a buffer so that .to() moves it with the weights
+        self.register_buffer("w_qkv", None, persistent=False)
 
     def prepare(self):
-        self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight])
+        with torch.no_grad():
+            self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight])
 
     def forward(self, x, position_bias, residual=None):  # x (B, T, d), position_bias (1, H, T, T)
         """Attention output projected by `fc`, plus `residual` when given (added inside the product)."""
         B, T, d = x.shape
-        if self.w_qkv is not None:
+        if self.w_qkv is not None and not _tracks_gradients(self.w_qs.weight):
             q, k, v = linear(x, self.w_qkv).split(d, dim=-1)
         else:
             q, k, v = self.w_qs(x), self.w_ks(x), self.w_vs(x)
@@ -173,9 +193,17 @@ class FeedForward(nn.Module):
         return linear(a * gelu_tanh(b), self.w_2.weight, residual)
 
 
+def _tracks_gradients(parameter) -> bool:
+    """True where autograd must see the parameters themselves (training, gradient probes): the
+    precomputed inference tables are constants to autograd, so those calls take the plain path."""
+    return torch.is_grad_enabled() and parameter.requires_grad
+
+
 def gelu_tanh(x):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), term by term as the reference writes it:
     F.gelu(approximate="tanh") differs from it in the last bit for about 1 % of values."""
+    if torch.is_grad_enabled() and x.requires_grad:  # the same operations, out of place for autograd
+        return (torch.pow(x, 3.0) * 0.044715 + x).mul(math.sqrt(2.0 / math.pi)).tanh().add(1.0) * (0.5 * x)
     t = torch.pow(x, 3.0).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
     return t.mul_(0.5 * x)
 
@@ -215,7 +243,27 @@ class Classifier(nn.Module):
         self.layers = nn.ModuleList([WNConv1d(config.embedding_dim, n_out, kernel_size=1)])
 
 
+def _reprepare_after_loading(module, incompatible_keys):
+    """`load_state_dict` changes weights the inference tables were computed from: recompute them
+    (with the codec codebooks they were built with), so loaded weights are the ones that run."""
+    if module._codec_codebooks is not None:
+        module.prepare(module._codec_codebooks)
+
+
 class VampNetTransformer(nn.Module):
+    """The model. Two doors into the same modules:
+
+    - the engine's: `hidden(codes)` and `logits_at(...)` (the head only where the sampler needs
+      it), on tables precomputed by `prepare(codec_codebooks)`;
+    - the reference's: `forward(latents)` (or codes) -> logits (B, vocab, T * n_predict),
+      `embedding.from_codes(codes, codec)`, `generate(codec=..., start_tokens=..., mask=...)`,
+      `to_signal(z, codec)` / `decode(z, codec)`.
+
+    The precomputed tables are non-persistent buffers (not in `state_dict`, but moved and cast by
+    `.to()`); the position-bias cache is emptied on every `.to()`. With gradients enabled and
+    parameters that require them, every call takes the plain layers, so autograd sees the weights.
+    """
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
@@ -228,10 +276,21 @@ class VampNetTransformer(nn.Module):
         self.embedding = CodebookEmbedding(config)
         self.transformer = TransformerStack(config)
         self.classifier = Classifier(config)
-        self._embedding_tables = None  # (C, vocab + 1, d), built by prepare()
-        self._head_weight = None  # (n_predict, vocab, d), codebook-major
-        self._head_bias = None  # (n_predict, vocab)
-        self._bias_cache = {}
+        self.register_buffer("_codec_codebooks", None, persistent=False)  # (C, vocab, latent)
+        self.register_buffer("_embedding_tables", None, persistent=False)  # (C, vocab + 1, d)
+        self.register_buffer("_head_weight", None, persistent=False)  # (n_predict, vocab, d), codebook-major
+        self.register_buffer("_head_bias", None, persistent=False)  # (n_predict, vocab)
+        self._bias_cache = {}  # length -> (1, H, T, T); emptied by _apply (every .to())
+        self.register_load_state_dict_post_hook(_reprepare_after_loading)
+
+    @property
+    def stage(self) -> str:
+        """'coarse' or 'c2f': the name the per-chunk seeds are derived under."""
+        return "c2f" if self.n_conditioning_codebooks else "coarse"
+
+    def _apply(self, fn, *args, **kwargs):
+        self._bias_cache = {}  # rebuilt lazily on the new device / dtype
+        return super()._apply(fn, *args, **kwargs)
 
     def prepare(self, codec_codebooks):
         """Precompute everything inference reuses. `codec_codebooks`: n_codebooks (vocab, latent) tensors."""
@@ -240,24 +299,37 @@ class VampNetTransformer(nn.Module):
                 f"the codec has {len(codec_codebooks)} codebooks but this transformer embeds "
                 f"{self.n_codebooks}: use the codec these weights were trained with"
             )
-        self._embedding_tables = self.embedding.tables(codec_codebooks[:self.n_codebooks])
-        for layer in self.transformer.layers:
-            layer.self_attn.prepare()
-        head = self.classifier.layers[0]
-        n_p, vocab = self.n_predict_codebooks, self.vocab_size
-        # channel = v * n_p + c  ->  (c, v): regroup so each codebook's rows are contiguous
-        self._head_weight = head.weight[:, :, 0].view(vocab, n_p, -1).transpose(0, 1).contiguous()
-        self._head_bias = head.bias.view(vocab, n_p).t().contiguous()
+        with torch.no_grad():
+            device = self.embedding.out_proj.weight.device
+            self._codec_codebooks = torch.stack(list(codec_codebooks[:self.n_codebooks])).to(device)
+            self._embedding_tables = self.embedding.tables(self._codec_codebooks)
+            for layer in self.transformer.layers:
+                layer.self_attn.prepare()
+            head = self.classifier.layers[0]
+            n_p, vocab = self.n_predict_codebooks, self.vocab_size
+            # channel = v * n_p + c  ->  (c, v): regroup so each codebook's rows are contiguous
+            self._head_weight = head.weight[:, :, 0].view(vocab, n_p, -1).transpose(0, 1).contiguous()
+            self._head_bias = head.bias.view(vocab, n_p).t().contiguous()
         self._bias_cache = {}
         return self
 
+    def _bias_from_table(self, table, length: int):  # (32, H) -> (1, H, T, T)
+        buckets = relative_position_buckets(length).to(table.device)
+        return table[buckets].permute(2, 0, 1).unsqueeze(0).contiguous()
+
     def position_bias(self, length: int) -> torch.Tensor:  # -> (1, H, T, T)
-        """The relative-position bias for a sequence length, computed once and cached."""
+        """The relative-position bias for a sequence length, computed once and cached.
+
+        The cached tensor is built outside inference mode and without autograd history, so it
+        serves calls in and out of `inference_mode` alike; where gradients are wanted it is
+        computed afresh from the table."""
+        table = self.transformer.layers[0].self_attn.relative_attention_bias.weight  # (32, H)
+        if _tracks_gradients(table):
+            return self._bias_from_table(table, length)
         bias = self._bias_cache.get(length)
         if bias is None:
-            table = self.transformer.layers[0].self_attn.relative_attention_bias.weight  # (32, H)
-            buckets = relative_position_buckets(length).to(table.device)
-            bias = table[buckets].permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, H, T, T)
+            with torch.inference_mode(False), torch.no_grad():
+                bias = self._bias_from_table(table.detach(), length)
             if len(self._bias_cache) > 8:
                 self._bias_cache.clear()
             self._bias_cache[length] = bias
@@ -267,6 +339,8 @@ class VampNetTransformer(nn.Module):
         tables = self._embedding_tables
         if tables is None:
             raise RuntimeError("call prepare(codec_codebooks) before running the transformer")
+        if _tracks_gradients(self.embedding.out_proj.weight):
+            return self.embedding(self.embedding.from_codebooks(codes, self._codec_codebooks)).transpose(1, 2)
         x = tables[0][codes[:, 0]]
         for i in range(1, self.n_codebooks):
             x = x + tables[i][codes[:, i]]
@@ -287,21 +361,73 @@ class VampNetTransformer(nn.Module):
                 out[rows] = F.linear(h, self._head_weight[c], self._head_bias[c]).float()
         return out
 
-    def generate(self, codes, mask=None, seed: int | None = None, generators=None, **options):
-        """The reference's `generate`: fill the MASK cells of `codes` (or the cells where `mask` is 1).
+    def forward(self, x):  # latents (B, latent * C, T) or codes (B, C, T) -> (B, vocab, T * n_predict)
+        """The reference's forward: the latents of `embedding.from_codes(codes, codec)` in, full
+        logits out in its layout (flat position t * n_predict + c). Integer codes are accepted
+        as well (embedded through the same codec codebooks)."""
+        if x.is_floating_point():
+            h = self.embedding(x).transpose(1, 2)  # (B, T, d)
+            h = self.transformer(h, self.position_bias(x.shape[-1]))
+        else:
+            h = self.hidden(x)
+        head = self.classifier.layers[0]
+        B, T, _ = h.shape
+        logits = F.linear(h, head.weight[:, :, 0], head.bias)  # (B, T, vocab * n_p), channel v * n_p + c
+        logits = logits.view(B, T, self.vocab_size, self.n_predict_codebooks).permute(0, 2, 1, 3)
+        return logits.reshape(B, self.vocab_size, T * self.n_predict_codebooks)
 
-        `options` are SamplingOptions fields; `seed` seeds one generator per batch item (seed + k).
-        """
+    @torch.no_grad()
+    def generate(self, codec=None, time_steps: int = 300, _sampling_steps=None, start_tokens=None, mask=None,
+                 return_signal: bool = True, seed: int | None = None, generators=None, cfg_guidance=None,
+                 causal_weight: float = 0.0, debug: bool = False, **options):
+        """The reference's `generate`: regenerate the cells of `start_tokens` (B, C, T) where `mask`
+        is 1 (None: every cell but the conditioning codebooks; a (B, T) mask covers every
+        codebook). Without `start_tokens`, `time_steps` frames of MASK are generated.
+
+        `options` are SamplingOptions fields; `_sampling_steps` (an int, or the reference's list,
+        summed) is the step count. `debug` is accepted and ignored; `causal_weight` and
+        `cfg_guidance` must keep their off values. `seed` gives item k the generator that
+        `Interface.vamp` gives variation seed + k on a single chunk (no seed: one drawn from
+        torch's global generator). Returns codes, or an AudioSignal when `return_signal` (which
+        needs `codec`)."""
         from .sampler import SamplingOptions, generate
+        from .seeds import chunk_generator, seed_from_global_rng
 
+        if isinstance(codec, torch.Tensor):
+            raise TypeError("generate's first argument is the codec, as in the reference: "
+                            "generate(codec=interface.codec, start_tokens=codes, mask=mask, return_signal=False)")
+        if cfg_guidance is not None:
+            raise ValueError("cfg_guidance is not supported: the released models have no conditioning input")
+        if causal_weight:
+            raise ValueError(f"causal_weight={causal_weight!r} is not supported: only 0 (parallel decoding)")
+        # `debug` only made the reference print its steps; a `sampler.Trace` records them here
+        if _sampling_steps is not None:
+            options["sampling_steps"] = int(sum(_sampling_steps) if isinstance(_sampling_steps, (list, tuple))
+                                            else _sampling_steps)
+        device = self.embedding.out_proj.weight.device
+        if start_tokens is None:
+            start_tokens = torch.full((1, self.n_codebooks, int(time_steps)), self.mask_token, device=device)
+        z = start_tokens.to(device).long()
         if mask is None:
-            mask = codes == self.mask_token
-        if generators is None and seed is not None:
-            generators = [torch.Generator(device=codes.device).manual_seed(int(seed) + k) for k in range(len(codes))]
-        return generate(self, codes, mask, SamplingOptions.from_dict(options), generators)
+            mask = torch.ones_like(z)
+        mask = mask.to(device).long()
+        if mask.dim() == 2:
+            mask = mask[:, None, :].expand(-1, z.shape[1], -1)
+        mask = mask.expand(z.shape[0], -1, -1)
+        if generators is None and seed is None:
+            seed = seed_from_global_rng()  # repeatable after torch.manual_seed, as in the reference
+        if generators is None:
+            generators = [chunk_generator(int(seed) + k, self.stage, 0, device) for k in range(len(z))]
+        out = generate(self, z, mask, SamplingOptions.from_dict(options), generators)
+        return self.to_signal(out, codec) if return_signal else out
 
-    def forward(self, codes):  # (B, C, T) -> (B, vocab, T * n_predict), the reference's layout
-        """Full logits in the reference layout (flat position t * n_predict + c); for tests and tools."""
-        h = self.hidden(codes)  # (B, T, d)
-        logits = torch.einsum("btd,cvd->bvtc", h, self._head_weight) + self._head_bias.t()[None, :, None, :]
-        return logits.reshape(codes.shape[0], self.vocab_size, -1)
+    def to_signal(self, z, codec):
+        """Codes (B, C, T) -> AudioSignal through `codec`: frames where every codebook is MASK are
+        silent, other MASK cells decode as code 0 (`Codec.decode_codes`)."""
+        from .codec import audio_signal
+
+        if codec is None:
+            raise ValueError("to_signal needs the codec: model.to_signal(z, interface.codec)")
+        return audio_signal(codec.decode_codes(z.to(codec.device)).float().cpu(), codec.sample_rate)
+
+    decode = to_signal
