@@ -326,8 +326,9 @@ class MainWindow(QMainWindow):
     def osc_token(self) -> str:
         """The token the running service checks (Reaper's Listener expects the same one)."""
         if self.bridge is not None:
-            return self.bridge.token
-        return ConnectionSettings.read(self.settings).token
+            return self.bridge.checked_token
+        from bridge.secret import read_secret
+        return ConnectionSettings.read(self.settings).token or read_secret()
 
     def choose_settings(self) -> SettingsDialog:
         """Edit > Settings…: a window-modal dialog; the ports and token are saved on OK."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,10 +247,12 @@ def _maybe_json(name: str, text: str) -> Any:
     if stripped[:1] in ("{", "["):
         return parse_json(name, stripped)
     if stripped.startswith("@"):
+        from bridge.inputs import InputError, check_path_text
         from bridge.request import RequestError, load_json_argument
-        try:
+        try:  # never resolved against the service's working folder, never `~`
+            check_path_text(stripped[1:], f"{name} file", code="bad_request")
             value = load_json_argument(stripped, name)  # its errors never quote the file's content
-        except RequestError as e:
+        except (RequestError, InputError) as e:
             raise ProtocolError(e.code, str(e)) from None
         except RecursionError:
             value = None
@@ -257,6 +261,28 @@ def _maybe_json(name: str, text: str) -> Any:
         raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} does not hold a JSON "
                             "object or list")
     return stripped
+
+
+_FILE_NOUNS = {"mask": "mask recipe (docs/formats.md)", "fx": "effect chain (docs/formats.md)"}
+
+
+@contextmanager
+def file_content_hidden(cmd: Command):
+    """Errors about a `mask`/`fx` argument given as `@file` name the file and where the problem
+    is, never the values or keys the file holds (it may be any file the service can read)."""
+    files = {name: cmd.args[name].strip()[1:] for name in _FILE_NOUNS
+             if str(cmd.args.get(name, "")).strip().startswith("@")}
+    try:
+        yield
+    except ValueError as e:
+        field, code = getattr(e, "field", None), getattr(e, "code", None)
+        if field not in files or code is None:
+            raise
+        entry = re.match(r"effect chain entry (\d+)", str(e))
+        where = f" (the problem is in chain entry {entry.group(1)})" if entry else ""
+        raise ProtocolError(code, f"{field} file {files[field][:200]!r} does not hold a valid "
+                            f"{_FILE_NOUNS[field]}{where}; its content is not repeated here: "
+                            "check the file, or send its JSON inline to see the details") from None
 
 
 def _region_fields(a: dict) -> dict:
@@ -305,7 +331,13 @@ def rerender_request(cmd: Command):
 
 
 def open_request(cmd: Command) -> OpenRequest:
+    from bridge.inputs import InputError, check_source_file
+
     a = cmd.args
+    try:
+        check_source_file(a["source_path"])
+    except InputError as e:
+        raise ProtocolError(e.code, str(e)) from None
     return OpenRequest(client=a["client"], **_region_fields(a))
 
 
