@@ -119,20 +119,19 @@ def allowed_plugin_path(index, kind, path):
 
     Checked before the plugin is looked at or loaded, on the resolved path (a link in a plugin
     folder pointing elsewhere is refused), and the resolved path is what gets loaded."""
-    if "\x00" in path or not os.path.isabs(os.path.expanduser(path)):
-        raise PluginNotAllowed(f"effect chain entry {index} ({kind}): plugin path must be an "
-                               "absolute path inside a plugin folder")
-    try:
-        resolved = Path(os.path.expanduser(path)).resolve()
-    except (OSError, RuntimeError, ValueError):
-        resolved = None
+    resolved = None
+    if "\x00" not in path and os.path.isabs(path):  # a relative path: relative to what?
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, RuntimeError, ValueError):
+            pass
     folders = plugin_folders(kind)
     if resolved is not None and any(resolved != folder and folder in resolved.parents
                                     for folder in folders):
         return str(resolved)
     raise PluginNotAllowed(
         f"effect chain entry {index} ({kind}): refusing to load {path[:200]!r}: plugins load only "
-        f"from the plugin folders ({', '.join(str(f) for f in folders)}); install it there or "
+        f"from an absolute path in the plugin folders ({', '.join(str(f) for f in folders)}); install it there or "
         "start the service with --plugin-dir FOLDER")
 
 

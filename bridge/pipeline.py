@@ -439,14 +439,14 @@ def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):
 
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     """The request, and the variation index in it, that rebuild a recipe's variation."""
+    from .inputs import InputError, read_json_file
+
     path = Path(recipe_path)
-    try:
-        recipe = json.loads(path.read_text())
-    except OSError as e:
-        raise RequestError("recipe", f"cannot read recipe {path}: {e.strerror}", "bad_request") from None
-    except ValueError as e:
-        raise RequestError("recipe", f"recipe {path} is not valid JSON ({e})", "bad_request") from None
-    if recipe.get("kind") != RECIPE_KIND:
+    try:  # a regular file of at most 1 MB: a recipe path may come from any OSC client
+        recipe = read_json_file(path, "recipe")
+    except InputError as e:
+        raise RequestError("recipe", str(e), e.code) from None
+    if not isinstance(recipe, dict) or recipe.get("kind") != RECIPE_KIND:
         raise RequestError("recipe", f"{path} is not a VampBridge variation recipe", "bad_request")
     index = int(recipe["variation"])
     data = dict(recipe["request"])

@@ -315,7 +315,7 @@ def vamp_request(cmd: Command):
     d["fx"] = _maybe_json("fx", a["fx"]) if a["fx"].strip() else "none"
     d["n_variations"] = a["n_variations"]
     d["seed"] = _seed(a["seed"])
-    d["output_dir"] = a["output_dir"] or None
+    d["output_dir"] = _output_dir(a["output_dir"])
     return VampRequest.from_dict(d)
 
 
@@ -324,10 +324,26 @@ def rerender_request(cmd: Command):
     from bridge.jobs.requests import RerenderRequest
 
     a = cmd.args
+    _checked_path(a["recipe_path"], "recipe_path", "source_missing")
     return RerenderRequest(recipe_path=a["recipe_path"],
                            fx=_maybe_json("fx", a["fx"]) if a["fx"].strip() else None,
-                           seed=_seed(a["seed"]), output_dir=a["output_dir"] or None,
+                           seed=_seed(a["seed"]), output_dir=_output_dir(a["output_dir"]),
                            item_guid=a["item_guid"], take_guid=a["take_guid"])
+
+
+def _checked_path(text: str, field: str, code: str) -> str:
+    """`text` if it can name a file at all (absolute, no NUL, names of at most 255 bytes);
+    else ProtocolError `code`. The file itself is checked where it is used."""
+    from bridge.inputs import InputError, check_path_text
+    try:
+        check_path_text(text, field, code=code)
+    except InputError as e:
+        raise ProtocolError(e.code, str(e)) from None
+    return text
+
+
+def _output_dir(text: str) -> str | None:
+    return _checked_path(text, "output_dir", "bad_output_dir") if text else None
 
 
 def open_request(cmd: Command) -> OpenRequest:

@@ -218,6 +218,10 @@ class BridgeServer:
             if not hasattr(e, "code"):  # not a RequestError: a bug, report it as one
                 log.exception("%s from %s failed", address, sender_host)
             reply.error(getattr(e, "code", "internal"), str(e))
+        except OSError as e:  # a path in the request the file system refuses (too long, ...)
+            self._rate_log.warning("%s from %s: %s", address, sender_host, e)
+            reply.error("bad_argument", f"a path in the request cannot be used "
+                        f"({e.strerror or type(e).__name__}); check the paths it names")
         except Exception as e:
             log.exception("%s from %s failed", address, sender_host)
             reply.error("internal", f"internal error ({type(e).__name__}: {e}); see the "
