@@ -6,7 +6,8 @@ hostile until checked:
 - `check_path_text(text, field)`: a usable absolute path (no NUL, no over-long names, no
   relative path that would be resolved against the service's working folder);
 - `check_source_file(text, field)`: that, naming an existing regular file outside the system's
-  pseudo-file folders (`/proc`, `/dev`, `/sys`), symlinks resolved;
+  pseudo-file folders (`/proc`, `/dev`, `/sys`), symlinks resolved, that starts like an audio
+  file (a decoder handed gigabytes of something else scans all of it, for a minute);
 - `read_small_file(path, field)`: the bytes of a regular file of at most `MAX_ARGUMENT_FILE_BYTES`,
   opened non-blocking (a FIFO or a device never blocks or floods the reader) and checked with
   `fstat` on the open descriptor, so the file checked is the file read;
@@ -94,12 +95,38 @@ def check_source_file(text, field: str = "source_path") -> Path:
     if not os.access(resolved, os.R_OK):
         raise InputError(field, f"source file {_shown(text)} is not readable (permissions)",
                          "source_unreadable")
+    if info.st_size > 0:  # an empty file gets the audio reader's own, clearer message
+        head = read_small_file(resolved, field, max_bytes=_HEAD_BYTES, code="source_unreadable",
+                               whole=False)
+        if not looks_like_audio(head):
+            raise InputError(field, f"cannot read {_shown(text)} as audio: it does not start like "
+                             "a WAV, AIFF, FLAC, MP3 or Ogg file; re-export it in one of those "
+                             "formats", "source_unreadable")
     return resolved
 
 
+_HEAD_BYTES = 12
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """True if `head` (a file's first 12 bytes) starts like a container or stream an audio
+    decoder reads: RIFF/RF64/BW64 WAVE, AIFF/AIFC, FLAC, Ogg, CAF, MP4 (`ftyp`), an ID3 tag,
+    or an MPEG audio / ADTS frame sync."""
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64"):
+        return head[8:12] == b"WAVE"
+    if head[:4] == b"FORM":
+        return head[8:12] in (b"AIFF", b"AIFC")
+    if head[:4] in (b"fLaC", b"OggS", b"caff", b".snd") or head[:3] == b"ID3":
+        return True
+    if head[4:8] == b"ftyp":
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+
+
 def read_small_file(path, field: str, *, max_bytes: int = MAX_ARGUMENT_FILE_BYTES,
-                    code: str = "bad_request") -> bytes:
+                    code: str = "bad_request", whole: bool = True) -> bytes:
     """The bytes of the regular file at `path` (at most `max_bytes`); `InputError` otherwise.
+    With `whole` False, the first `max_bytes` of a file of any size.
 
     A relative `path` is taken as the caller gives it (the CLI's working folder); the service
     refuses relative paths before it calls this. The file is opened with O_NONBLOCK (a FIFO with no writer does not block the open) and
@@ -118,7 +145,7 @@ def read_small_file(path, field: str, *, max_bytes: int = MAX_ARGUMENT_FILE_BYTE
         if not stat.S_ISREG(info.st_mode):
             raise InputError(field, f"{field} file {_shown(text)} is {_kind(info.st_mode)}, not a "
                              "regular file", code)
-        if info.st_size > max_bytes:
+        if whole and info.st_size > max_bytes:
             raise InputError(field, f"{field} file {_shown(text)} is {info.st_size} bytes, more "
                              f"than the {max_bytes} allowed", code)
         chunks, size = [], 0
@@ -132,6 +159,8 @@ def read_small_file(path, field: str, *, max_bytes: int = MAX_ARGUMENT_FILE_BYTE
                 break
             chunks.append(chunk)
             size += len(chunk)
+        if not whole:
+            return b"".join(chunks)[:max_bytes]
         if size > max_bytes:
             raise InputError(field, f"{field} file {_shown(text)} grew past the {max_bytes} bytes "
                              "allowed while it was read", code)
