@@ -671,6 +671,11 @@ class MainWindow(QMainWindow):
             self.bridge.ack(job_id, record.index)
 
     def _on_engine_ready(self, info: dict):
+        if info.get("device") == "failed":  # the service reports it; so must the companion
+            self.engine_label.setText("engine: models failed to load")
+            self.show_notice(f"The models could not be loaded: {info.get('load_error')}. Fix or reinstall "
+                             "the model set (vampbridge models verify), then restart the companion.")
+            return
         models = ", ".join(info.get("models", [])) or "?"
         self.engine_label.setText(f"engine: {models} on {info.get('device', '?')}")
         self._update_osc_label()

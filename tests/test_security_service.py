@@ -491,3 +491,66 @@ def test_hostile_open_requests_get_a_named_error(tmp_path, tiny_models, source):
             rid = c.request("open", "reaper", str(source), 0.0, 0.0, 1.0, 0, 0, "", "")
             assert c.wait_for(request_id=rid).name == "opened"
     assert [o.source_path for o in opened] == [str(source)]
+
+
+# -- 15: a model set whose checkpoint is refused -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def refused_models(tiny_models, tmp_path_factory):
+    """The tiny set with a coarse.pth that pickles an object torch's safe loader refuses."""
+    import argparse
+
+    import torch
+
+    folder = tmp_path_factory.mktemp("refused") / "tiny"
+    shutil.copytree(tiny_models, folder)
+    torch.save({"state_dict": {}, "metadata": argparse.Namespace(kwargs={})}, folder / "coarse.pth")
+    return folder
+
+
+def wait_for_device(osc: OscClient, timeout_s: float = 60) -> tuple:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        hello = osc.wait_for("hello", osc.request("hello"))
+        if hello.args[3] != "loading" or time.monotonic() > deadline:
+            return hello.args
+        time.sleep(0.1)
+
+
+def test_a_refused_checkpoint_is_reported_in_hello_status_and_every_job(tmp_path, refused_models,
+                                                                        source):
+    with InProcessBridge(tmp_path / "data", refused_models) as b, \
+            OscClient(port=b.port, name="reaper") as c:
+        hello = wait_for_device(c)
+        assert hello[3] == "failed", hello
+        assert "coarse.pth" in hello[7] and "argparse" in hello[7], hello[7]
+        status = c.wait_for("status", c.request("status", ""))
+        assert status.args[3:] == ("failed", hello[7])
+        for _ in range(2):  # each job says why, not a bare engine_error
+            rid = c.request("vamp", *vamp_args(source))
+            c.wait_for("accepted", rid)
+            error = c.wait_for("error", rid, timeout_s=60)
+            assert error.args[1] == "model_load_failed" and "coarse.pth" in error.args[2]
+            assert c.wait_for("done", rid, timeout_s=60).args[1:] == (0, 1, "failed")
+
+
+def test_a_healthy_service_reports_no_load_error(bridge, client):
+    hello = wait_for_device(client)
+    assert hello[3] == "cpu" and hello[7] == ""
+    assert client.wait_for("status", client.request("status", "")).args[3:] == ("cpu", "")
+
+
+def test_the_companion_shows_why_the_models_failed_to_load(qtbot, tmp_path, refused_models):
+    from gui.engine_bridge import EngineBridge
+    from gui.main_window import MainWindow
+    from gui.settings import Settings
+
+    bridge = EngineBridge(refused_models, "cpu", osc_port=0, store_path=tmp_path / "jobs.db")
+    window = MainWindow(bridge, Settings(tmp_path / "companion.ini"))
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.notice_shown, timeout=60_000) as shown:
+        bridge.start()
+    text, level = shown.args
+    assert level == "error" and "could not be loaded" in text and "coarse.pth" in text
+    assert "failed" in window.engine_label.text()
+    bridge.close()

@@ -67,7 +67,7 @@ REQUESTS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ..
 
 #: reply name -> OSC type tags of its arguments (the first is always the request id).
 REPLIES: dict[str, str] = {
-    "hello": "sisssss",
+    "hello": "sissssss",
     "pong": "s",
     "accepted": "si",
     "progress": "sfsi",
@@ -75,7 +75,7 @@ REPLIES: dict[str, str] = {
     "done": "siis",
     "error": "sss",
     "cancelled": "ss",
-    "status": "ssi",
+    "status": "ssiss",
     "pending": "si",
     "acked": "ssi",
     "opened": "s",

@@ -295,7 +295,7 @@ class BridgeServer:
         reply("hello", protocol.PROTOCOL_VERSION, str(info.get("engine_version", "")),
               str(info.get("device", "")), protocol.fit_json_list(list(info.get("models", []))),
               protocol.fit_json_list(capabilities),
-              _json(info.get("presets", {"mask": [], "fx": []})))
+              _json(info.get("presets", {"mask": [], "fx": []})), _one_line(info.get("load_error", "")))
 
     def _engine_info(self) -> dict:
         try:
@@ -356,7 +356,9 @@ class BridgeServer:
 
     def _on_status(self, cmd: Command, reply: "_Reply") -> None:
         jobs = [s.to_dict() for s in self.service.status(cmd.args["job_id"] or None)]
-        reply("status", protocol.fit_json_list(jobs), self.dropped)
+        info = self._engine_info()
+        reply("status", protocol.fit_json_list(jobs), self.dropped, str(info.get("device", "")),
+              _one_line(info.get("load_error", "")))
 
     def _on_pending(self, cmd: Command, reply: "_Reply") -> None:
         records = self.service.pending(cmd.args["client"] or None)
