@@ -448,7 +448,15 @@ def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
         raise RequestError("recipe", str(e), e.code) from None
     if not isinstance(recipe, dict) or recipe.get("kind") != RECIPE_KIND:
         raise RequestError("recipe", f"{path} is not a VampBridge variation recipe", "bad_request")
-    index = int(recipe["variation"])
+    # A recipe file may be crafted: each field is checked, and a bad one named (never quoted).
+    for key, kinds in (("variation", int), ("request", dict), ("seed", int), ("mask", (dict, str))):
+        value = recipe.get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise RequestError("recipe", f"recipe {path} has no valid {key!r}; rerender needs a recipe "
+                               "VampBridge wrote beside a variation", "bad_request")
+    index = recipe["variation"]
+    if not 0 <= index < 64 or not 0 <= recipe["seed"] < 2**31:
+        raise RequestError("recipe", f"recipe {path} has a variation or seed out of range", "bad_request")
     data = dict(recipe["request"])
     # variation `index` of a request seeded seed - index has exactly the recorded seed
     data.update(seed=recipe["seed"] - index, n_variations=index + 1, mask=recipe["mask"],

@@ -129,7 +129,11 @@ class VampRequest:
     def sampling_options(self) -> tuple[SamplingOptions, int]:
         """(coarse options, coarse-to-fine steps); the request's values over our defaults."""
         values = dict(SAMPLING_DEFAULTS)
-        values.update(load_json_argument(self.sampling, "sampling") or {})
+        given = load_json_argument(self.sampling, "sampling") or {}
+        if not isinstance(given, dict):  # e.g. from a crafted recipe
+            raise RequestError("sampling", "sampling must be a JSON object of sampling options, "
+                               f"got a {type(given).__name__}")
+        values.update(given)
         c2f_steps = values.pop("c2f_sampling_steps", C2F_STEPS_DEFAULT)
         try:
             if not isinstance(c2f_steps, int) or not 1 <= c2f_steps <= 100:

@@ -554,3 +554,38 @@ def test_the_companion_shows_why_the_models_failed_to_load(qtbot, tmp_path, refu
     assert level == "error" and "could not be loaded" in text and "coarse.pth" in text
     assert "failed" in window.engine_label.text()
     bridge.close()
+
+
+# -- 12: crafted recipes for rerender --------------------------------------------------------------
+
+def crafted_recipes(source: Path) -> list:
+    from bridge.pipeline import RECIPE_KIND
+
+    def recipe(**request):
+        return {"kind": RECIPE_KIND, "variation": 0, "seed": 5, "mask": "balanced",
+                "request": {"source_path": str(source), **request}}
+    damaged = [{"kind": RECIPE_KIND}, {"kind": RECIPE_KIND, "variation": "0"}, [1], "text", None,
+               {**recipe(), "request": 5}, {**recipe(), "seed": "s"}, {**recipe(), "seed": 2**40},
+               {**recipe(), "variation": 1e308}, {**recipe(), "variation": -1}, {**recipe(), "mask": 7},
+               {**recipe(), "mask": {"no_such_key": 1}}]
+    hostile_fields = [dict(sampling="abc"), dict(sampling=[1, 2]), dict(sampling={"temperature": "hot"}),
+                      dict(fx=5), dict(fx={"chain": "x"}), dict(fx="@/dev/zero"), dict(mask="@/dev/zero"),
+                      dict(start_s="0"), dict(length_s=[1]), dict(n_variations="2"), dict(channels=1e308),
+                      dict(sample_rate=True), dict(bit_depth=[]), dict(per_channel="yes"), dict(unknown=1),
+                      dict(source_path="relative.wav"), dict(source_path=5), dict(source_path="/dev/zero"),
+                      dict(output_dir=5), dict(item_guid=5),
+                      dict(fx=[{"plugin": "vst3", "path": "/tmp/Evil.vst3"}])]
+    return damaged + [recipe(**fields) for fields in hostile_fields]
+
+
+def test_crafted_recipes_get_a_named_error_never_internal(client, source, tmp_path):
+    for i, content in enumerate(crafted_recipes(source)):
+        path = tmp_path / f"crafted-{i}.json"
+        path.write_text(json.dumps(content))
+        rid = client.request("rerender", "reaper", str(path), "", -1, "", "", "")
+        reply = client.wait_for(request_id=rid, where=lambda r: r.name in ("accepted", "error"))
+        if reply.name == "accepted":  # only a recipe whose every field is usable may run
+            client.wait_for("done", rid, timeout_s=60)
+            continue
+        assert reply.args[1] != "internal", (content, reply.args)
+    assert_answers_hello_fast(client)
