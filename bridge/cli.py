@@ -43,6 +43,9 @@ def add_model_options(p):
     p.add_argument("--model", help="model folder with codec.pth, coarse.pth, c2f.pth (default: installed or bundled)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--finetune", help="a fine-tune of the model set (its loras/NAME/ folder)")
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
+                   help="also load VST3/AU plugins from FOLDER (repeatable); by default only the "
+                        "platform's standard plugin folders")
 
 
 def request_from_args(args, source_path, **overrides):
@@ -322,7 +325,7 @@ def build_parser():
     p = sub.add_parser("serve", help="run the OSC bridge service for Reaper and the companion")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9071)
-    add_security_options(p)  # --token, --no-token, --plugin-dir
+    add_security_options(p)  # --token, --no-token
     p.add_argument("--data-dir", default=None, help="where the jobs database lives (default: the user data folder)")
     p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="at start, forget finished jobs older than N days whose results were all "
@@ -368,11 +371,13 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .audio import AudioError
+    from .fx import set_extra_plugin_folders
     from .engine.checkpoint import CheckpointError
     from .models import ModelError
     from .request import RequestError
 
     try:
+        set_extra_plugin_folders(getattr(args, "plugin_dir", None) or [])  # before any request
         return args.func(args)
     except (CliError, RequestError, AudioError, CheckpointError, ModelError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

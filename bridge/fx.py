@@ -99,7 +99,8 @@ def standard_plugin_folders(kind):
 
 def set_extra_plugin_folders(folders):
     """Also allow plugins under `folders` (absolute paths), for this process; replaces the last
-    call's list. Called by `serve --plugin-dir` and the companion, never by a request."""
+    call's list. Called for `--plugin-dir` (`vampbridge serve`, `gui`, `vamp`, ...), never for
+    a request."""
     resolved = []
     for folder in folders:
         folder = Path(os.path.expanduser(str(folder)))
@@ -132,7 +133,7 @@ def allowed_plugin_path(index, kind, path):
     raise PluginNotAllowed(
         f"effect chain entry {index} ({kind}): refusing to load {path[:200]!r}: plugins load only "
         f"from an absolute path in the plugin folders ({', '.join(str(f) for f in folders)}); install it there or "
-        "start the service with --plugin-dir FOLDER")
+        "start the service (or the command) with --plugin-dir FOLDER")
 
 
 # --- validation helpers --------------------------------------------------------------------

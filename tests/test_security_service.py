@@ -168,6 +168,20 @@ def test_serve_takes_repeated_plugin_dirs_and_refuses_relative_ones():
         set_extra_plugin_folders(["plugins"])
 
 
+def test_the_cli_loads_plugins_only_from_folders_it_is_given(evil_bundle, source, tmp_path, capsys):
+    from bridge.cli import main
+
+    from bridge import fx
+
+    command = ["vamp", str(source), "-o", str(tmp_path / "out"), "--fx", vst3(evil_bundle)]
+    assert main(command) == 2
+    assert "refusing to load" in capsys.readouterr().err
+    assert main(command + ["--plugin-dir", str(evil_bundle.parent)]) == 2
+    assert "cannot load plugin" in capsys.readouterr().err  # past the rule: it was tried
+    assert fx.plugin_folders("vst3")[-1] == evil_bundle.parent.resolve()
+    fx.set_extra_plugin_folders([])
+
+
 # -- 7: the per-user secret ------------------------------------------------------------------
 
 def test_first_start_creates_a_secret_only_its_user_can_read(tmp_path):

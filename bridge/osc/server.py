@@ -481,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port (0 = any free port)")
     add_security_options(p)
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
+                   help="also load VST3/AU plugins from FOLDER (repeatable)")
     p.add_argument("--model", default=None, help="model folder")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     p.add_argument("--data-dir", default=None, help="where the job database lives")
@@ -495,15 +497,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_security_options(parser) -> None:
-    """`--token`, `--no-token` and `--plugin-dir` (shared by `vampbridge serve` and this module)."""
+    """`--token` and `--no-token` (shared by `vampbridge serve` and this module)."""
     parser.add_argument("--token", default=None,
                         help="a token of your choice instead of the per-user secret file")
     parser.add_argument("--no-token", action="store_true",
                         help="accept requests without the secret (loopback only): any local "
                              "user or process can then send requests")
-    parser.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
-                        help="also load VST3/AU plugins from FOLDER (repeatable); by default "
-                             "only the platform's standard plugin folders")
 
 
 def token_option(args) -> str | None:
