@@ -83,11 +83,35 @@ def random_value(rng: random.Random, at_paths: list[str]):
     return rng.uniform(-1e9, 1e9)
 
 
-def structured(rng: random.Random, reply_port: int, token: str, at_paths: list[str]) -> bytes:
+FX_AND_MASKS = [
+    '[{"plugin": "vst3", "path": "%s"}]', '[{"plugin": "au", "path": "%s"}]',
+    '{"chain": [{"plugin": "vst3", "path": "%s", "state": "!!", "parameters": {"x": 1e308}}]}',
+    '[{"plugin": "Reverb", "room_size": "%s"}]', '[{"plugin": "%s"}]', '{"periodic_prompt": "%s"}',
+    '{"%s": 1}', '@%s',
+]
+
+
+def deep_request(rng: random.Random, source: str, at_paths: list[str]) -> list:
+    """A `vamp` of a real source whose mask, sampling and fx are hostile: validated all the way
+    to the effect chain, then refused (its seed leaves no room for 2 variations), never a job."""
+    args = list(vamp_args(Path(source), n_variations=2, seed=2**31 - 1))
+    for index in rng.sample([9, 10, 11], rng.randrange(1, 4)):  # mask, sampling, fx
+        if rng.random() < 0.7:
+            target = rng.choice(at_paths + ["/usr/lib/vst3/../../../tmp/x.vst3", "Evil.vst3"])
+            args[index] = rng.choice(FX_AND_MASKS).replace("%s", target.replace('"', ""))
+        else:
+            args[index] = random_value(rng, at_paths)
+    return args
+
+
+def structured(rng: random.Random, reply_port: int, token: str, at_paths: list[str],
+               source: str | None = None) -> bytes:
     """A well-formed OSC message, mostly with the right secret, aimed at a real address."""
     name = rng.choice(list(protocol.REQUESTS) + ["vamp", "vamp", "rerender", "nope"])
     header = [f"fuzz-{rng.randrange(10**9)}", reply_port, token if rng.random() < 0.9 else "x"]
-    if name in ("vamp", "rerender", "open") and rng.random() < 0.8:
+    if name == "vamp" and source and rng.random() < 0.4:
+        args = deep_request(rng, source, at_paths)
+    elif name in ("vamp", "rerender", "open") and rng.random() < 0.8:
         if name == "rerender":
             args = ["reaper", rng.choice(at_paths), "", -1, "", "", ""]
         else:
@@ -134,19 +158,21 @@ def raw_hostile(rng: random.Random, reply_port: int, token: str) -> bytes:
 MAX_UDP_PAYLOAD = 65_507
 
 
-def datagrams(rng: random.Random, reply_port: int, token: str, at_paths: list[str], n: int):
+def datagrams(rng: random.Random, reply_port: int, token: str, at_paths: list[str], n: int,
+              source: str | None = None):
     """`n` datagrams that fit UDP (longer ones, which the OS refuses to send, are cut)."""
-    for data in _datagrams(rng, reply_port, token, at_paths, n):
+    for data in _datagrams(rng, reply_port, token, at_paths, n, source):
         yield data[:MAX_UDP_PAYLOAD]
 
 
-def _datagrams(rng: random.Random, reply_port: int, token: str, at_paths: list[str], n: int):
+def _datagrams(rng: random.Random, reply_port: int, token: str, at_paths: list[str], n: int,
+               source: str | None):
     for _ in range(n):
         roll = rng.random()
         if roll < 0.55:
-            yield structured(rng, reply_port, token, at_paths)
+            yield structured(rng, reply_port, token, at_paths, source)
         elif roll < 0.70:
-            data = bytearray(structured(rng, reply_port, token, at_paths))
+            data = bytearray(structured(rng, reply_port, token, at_paths, source))
             for _ in range(rng.randrange(1, 4)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
             yield bytes(data)
@@ -155,7 +181,8 @@ def _datagrams(rng: random.Random, reply_port: int, token: str, at_paths: list[s
         elif roll < 0.95:
             yield rng.randbytes(rng.randrange(0, 600))
         else:
-            parts = [structured(rng, reply_port, token, at_paths) for _ in range(rng.randrange(1, 4))]
+            parts = [structured(rng, reply_port, token, at_paths, source)
+                     for _ in range(rng.randrange(1, 4))]
             yield b"#bundle\x00" + bytes(8) + b"".join(struct.pack(">i", len(p)) + p for p in parts)
 
 
@@ -171,7 +198,7 @@ def test_ten_thousand_hostile_datagrams_never_block_leak_or_fail_inside(tmp_path
     rng = random.Random(SEED)
     (tmp_path / "targets").mkdir()
     at_paths = hostile_files(tmp_path / "targets")
-    write_test_wav(tmp_path / "media" / "loop.wav")  # a real file exists, but no fuzz names it
+    source = str(write_test_wav(tmp_path / "media" / "loop.wav"))  # vamps of it never become jobs
     caplog.set_level(logging.WARNING, logger="bridge")
     started = time.monotonic()
     with InProcessBridge(tmp_path / "data", tiny_models) as bridge, \
@@ -180,14 +207,15 @@ def test_ten_thousand_hostile_datagrams_never_block_leak_or_fail_inside(tmp_path
         while bridge.service.info()["device"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.05)
         # Warm up every code path once (imports, caches) before memory is measured.
-        for data in datagrams(random.Random(1), client.reply_port, client.token, at_paths, 500):
+        for data in datagrams(random.Random(1), client.reply_port, client.token, at_paths, 500,
+                              source):
             client.send_raw(data)
         client.wait_for("pong", client.request("ping"), timeout_s=30)
         gc.collect()
         rss_before = rss_bytes()
         replies, latencies = [], []
         for i, data in enumerate(datagrams(rng, client.reply_port, client.token, at_paths,
-                                           N_DATAGRAMS)):
+                                           N_DATAGRAMS, source)):
             client.send_raw(data)
             if i % SYNC_EVERY == SYNC_EVERY - 1:
                 client.wait_for("pong", client.request("ping"), timeout_s=30)
