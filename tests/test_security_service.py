@@ -603,3 +603,13 @@ def test_crafted_recipes_get_a_named_error_never_internal(client, source, tmp_pa
             continue
         assert reply.args[1] != "internal", (content, reply.args)
     assert_answers_hello_fast(client)
+
+
+def test_a_plugin_named_in_an_at_file_is_refused_without_quoting_the_file(client, source, tmp_path,
+                                                                          evil_bundle, marker):
+    chain = tmp_path / "chain.json"
+    chain.write_text(vst3(evil_bundle))
+    name, args = ask_vamp(client, source, fx=f"@{chain}")
+    assert (name, args[1]) == ("error", "plugin_not_allowed")
+    assert str(chain) in args[2] and "--plugin-dir" in args[2] and str(evil_bundle) not in args[2]
+    assert not marker.exists()

@@ -280,6 +280,8 @@ def file_content_hidden(cmd: Command):
             raise
         entry = re.match(r"effect chain entry (\d+)", str(e))
         where = f" (the problem is in chain entry {entry.group(1)})" if entry else ""
+        if code == "plugin_not_allowed":
+            where += ": a plugin outside the plugin folders (see --plugin-dir)"
         raise ProtocolError(code, f"{field} file {files[field][:200]!r} does not hold a valid "
                             f"{_FILE_NOUNS[field]}{where}; its content is not repeated here: "
                             "check the file, or send its JSON inline to see the details") from None
