@@ -105,18 +105,24 @@ def check_source_file(text, field: str = "source_path") -> Path:
     return resolved
 
 
-_HEAD_BYTES = 12
+_HEAD_BYTES = 64
+_OGG_CODECS = (b"\x01vorbis", b"OpusHead", b"\x7fFLAC", b"Speex")
 
 
 def looks_like_audio(head: bytes) -> bool:
-    """True if `head` (a file's first 12 bytes) starts like a container or stream an audio
-    decoder reads: RIFF/RF64/BW64 WAVE, AIFF/AIFC, FLAC, Ogg, CAF, MP4 (`ftyp`), an ID3 tag,
-    or an MPEG audio / ADTS frame sync."""
+    """True if `head` (a file's first 64 bytes) starts like a container or stream an audio
+    decoder reads: RIFF/RF64/BW64 WAVE, AIFF/AIFC, FLAC with its STREAMINFO, Ogg with a codec
+    header in its first page, CAF, MP4 (`ftyp`), an ID3 tag, or an MPEG audio / ADTS frame
+    sync. Only a first check: the decoder still decides."""
     if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64"):
         return head[8:12] == b"WAVE"
     if head[:4] == b"FORM":
         return head[8:12] in (b"AIFF", b"AIFC")
-    if head[:4] in (b"fLaC", b"OggS", b"caff", b".snd") or head[:3] == b"ID3":
+    if head[:4] == b"fLaC":  # then the STREAMINFO block: type 0 (maybe marked last), 34 bytes
+        return head[4] & 0x7F == 0 and head[5:8] == b"\x00\x00\x22"
+    if head[:4] == b"OggS":  # the first page holds the codec's identification header
+        return head[4] == 0 and any(codec in head[26:] for codec in _OGG_CODECS)
+    if head[:4] in (b"caff", b".snd") or head[:3] == b"ID3":
         return True
     if head[4:8] == b"ftyp":
         return True

@@ -613,3 +613,20 @@ def test_a_plugin_named_in_an_at_file_is_refused_without_quoting_the_file(client
     assert (name, args[1]) == ("error", "plugin_not_allowed")
     assert str(chain) in args[2] and "--plugin-dir" in args[2] and str(evil_bundle) not in args[2]
     assert not marker.exists()
+
+
+
+@pytest.mark.parametrize("head", [b"OggS", b"fLaC", b"", b"\x00" * 64, b"<html>", b"PK\x03\x04"])
+def test_a_long_file_that_only_starts_like_audio_is_refused_before_the_decoder_scans_it(
+        client, tmp_path, head):
+    """Decoders hold the interpreter while they scan gigabytes for a frame: such a file is
+    refused from its first bytes, at once, and hello stays fast."""
+    fake = tmp_path / "long.ogg"
+    with open(fake, "wb") as f:
+        f.write(head)
+        f.truncate(300 * 1024**2)  # sparse zeros after the head
+    started = time.perf_counter()
+    name, args = ask_vamp(client, fake, source_path=str(fake))
+    assert (name, args[1]) == ("error", "source_unreadable") and "audio" in args[2]
+    assert time.perf_counter() - started < 0.5
+    assert_answers_hello_fast(client)
