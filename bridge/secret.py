@@ -22,8 +22,9 @@ _SECRET_BYTES = 32  # 256 bits, 43 URL-safe characters
 _MAX_FILE_BYTES = 1000
 
 
-class SecretError(RuntimeError):
-    """The secret file exists but cannot be trusted or read; the message says what to do."""
+class SecretError(ValueError):
+    """The secret file cannot be made, trusted or read; the message says what to do. (A
+    ValueError, as BridgeServer's other refusals, so front ends report it the same way.)"""
 
 
 def _default_path() -> Path:

@@ -630,3 +630,17 @@ def test_a_long_file_that_only_starts_like_audio_is_refused_before_the_decoder_s
     assert (name, args[1]) == ("error", "source_unreadable") and "audio" in args[2]
     assert time.perf_counter() - started < 0.5
     assert_answers_hello_fast(client)
+
+
+def test_a_secret_that_cannot_be_made_is_a_clear_refusal_not_a_crash(tmp_path, monkeypatch, capsys):
+    from bridge.osc.server import serve
+    from bridge.secret import SecretError, ensure_secret
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "secret").mkdir()  # not a file: cannot be the secret
+    with pytest.raises(SecretError, match="not a regular file"):
+        ensure_secret(locked / "secret")
+    monkeypatch.setenv("VAMPBRIDGE_DATA_DIR", str(locked))
+    assert serve(port=0, data_dir=tmp_path) == 2
+    assert "secret" in capsys.readouterr().err
