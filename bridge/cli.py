@@ -43,6 +43,9 @@ def add_model_options(p):
     p.add_argument("--model", help="model folder with codec.pth, coarse.pth, c2f.pth (default: installed or bundled)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--finetune", help="a fine-tune of the model set (its loras/NAME/ folder)")
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
+                   help="also load VST3/AU plugins from FOLDER (repeatable); by default only the "
+                        "platform's standard plugin folders")
 
 
 def request_from_args(args, source_path, **overrides):
@@ -58,6 +61,7 @@ def request_from_args(args, source_path, **overrides):
                        ("temperature", args.temperature)):
         if value is not None:
             sampling[key] = value
+    source_path = Path(source_path).expanduser().absolute()  # requests hold absolute paths only
     fields = dict(source_path=str(source_path), start_s=args.start, length_s=args.length, mask=mask,
                   sampling=sampling, fx=load_json_argument(args.fx, "fx") if args.fx else "none",
                   n_variations=args.variations or 3, seed=args.seed, output_dir=str(Path(args.output).resolve()),
@@ -238,10 +242,15 @@ def cmd_serve(args):
                            "--remote uses another's")
         _require_extra("aiohttp" if args.http else None, "remote")
         return remote_serve.serve_relay(args) if args.remote else remote_serve.serve_with_http(args)
-    from .osc.server import serve
+    from .osc.server import serve, token_option
 
-    return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
-                 data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune) or 0
+    try:
+        token = token_option(args)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    return serve(host=args.host, port=args.port, token=token, model_dir=args.model, device=args.device,
+                 data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune,
+                 plugin_dirs=args.plugin_dir) or 0
 
 
 def _require_extra(module, extra):
@@ -293,6 +302,8 @@ def cmd_demo(args):
 
 
 def build_parser():
+    from .osc.server import add_security_options
+
     parser = argparse.ArgumentParser(prog="vampbridge", description="VampNet variations for musicians.")
     parser.add_argument("--version", action="version", version=f"vampbridge {__import__('bridge').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,7 +356,7 @@ def build_parser():
     p = sub.add_parser("serve", help="run the OSC bridge service for Reaper and the companion")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9071)
-    p.add_argument("--token", default=None, help="shared token; required to bind beyond loopback")
+    add_security_options(p)  # --token, --no-token
     p.add_argument("--data-dir", default=None, help="where the jobs database lives (default: the user data folder)")
     p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="at start, forget finished jobs older than N days whose results were all "
@@ -396,11 +407,13 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .audio import AudioError
+    from .fx import set_extra_plugin_folders
     from .engine.checkpoint import CheckpointError
     from .models import ModelError
     from .request import RequestError
 
     try:
+        set_extra_plugin_folders(getattr(args, "plugin_dir", None) or [])  # before any request
         return args.func(args)
     except (CliError, RequestError, AudioError, CheckpointError, ModelError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

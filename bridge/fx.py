@@ -64,7 +64,76 @@ _CHAIN_KEYS = ("chain", "tail_s", "description")
 
 
 class FxError(ValueError):
-    """An effect chain that cannot be built or run; the message names the entry and plugin."""
+    """An effect chain that cannot be built or run; the message names the entry and plugin.
+
+    `code` is the docs/osc.md error code: `bad_fx`, or `plugin_not_allowed` for a plugin outside
+    the plugin folders."""
+
+    code = "bad_fx"
+
+
+class PluginNotAllowed(FxError):
+    code = "plugin_not_allowed"
+
+
+# --- where plugins may load from -----------------------------------------------------------
+# Loading a plugin runs its native code as this user, so a path an OSC message names is never
+# enough: the plugin must sit in a standard plugin folder of the platform or in a folder the
+# user named when starting the service (`serve --plugin-dir`, the companion's settings).
+
+_extra_plugin_folders: list[Path] = []
+
+
+def standard_plugin_folders(kind):
+    """The platform's standard folders for `kind` ("vst3" or "au"), whether or not they exist."""
+    home = Path.home()
+    if kind == "au":
+        return [home / "Library/Audio/Plug-Ins/Components", Path("/Library/Audio/Plug-Ins/Components")]
+    folders = [home / ".vst3", Path("/usr/lib/vst3"), Path("/usr/local/lib/vst3"),
+               home / "Library/Audio/Plug-Ins/VST3", Path("/Library/Audio/Plug-Ins/VST3")]
+    for variable in ("COMMONPROGRAMFILES", "COMMONPROGRAMFILES(X86)"):
+        if os.environ.get(variable):
+            folders.append(Path(os.environ[variable]) / "VST3")
+    return folders
+
+
+def set_extra_plugin_folders(folders):
+    """Also allow plugins under `folders` (absolute paths), for this process; replaces the last
+    call's list. Called for `--plugin-dir` (`vampbridge serve`, `gui`, `vamp`, ...), never for
+    a request."""
+    resolved = []
+    for folder in folders:
+        folder = Path(os.path.expanduser(str(folder)))
+        if not folder.is_absolute():
+            raise ValueError(f"plugin folder {str(folder)!r} must be an absolute path")
+        resolved.append(folder.resolve())
+    _extra_plugin_folders[:] = resolved
+
+
+def plugin_folders(kind):
+    """Every folder a plugin of `kind` may load from, symlinks resolved."""
+    return [folder.resolve() for folder in standard_plugin_folders(kind)] + list(_extra_plugin_folders)
+
+
+def allowed_plugin_path(index, kind, path):
+    """`path` with symlinks resolved, if that lies inside a plugin folder; else PluginNotAllowed.
+
+    Checked before the plugin is looked at or loaded, on the resolved path (a link in a plugin
+    folder pointing elsewhere is refused), and the resolved path is what gets loaded."""
+    resolved = None
+    if "\x00" not in path and os.path.isabs(path):  # a relative path: relative to what?
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, RuntimeError, ValueError):
+            pass
+    folders = plugin_folders(kind)
+    if resolved is not None and any(resolved != folder and folder in resolved.parents
+                                    for folder in folders):
+        return str(resolved)
+    raise PluginNotAllowed(
+        f"effect chain entry {index} ({kind}): refusing to load {path[:200]!r}: plugins load only "
+        f"from an absolute path in the plugin folders ({', '.join(str(f) for f in folders)}); install it there or "
+        "start the service (or the command) with --plugin-dir FOLDER")
 
 
 # --- validation helpers --------------------------------------------------------------------
@@ -127,6 +196,7 @@ def _build_external(index, entry):
     path = entry.get("path")
     if not isinstance(path, str) or not path:
         raise _entry_error(index, kind, "missing 'path' (the plugin file or bundle to load)")
+    path = allowed_plugin_path(index, kind, path)  # before the file is even looked at
     if not os.path.exists(path):
         raise _entry_error(index, kind, f"plugin not found: {path}; check the path")
     if kind == "au" and not hasattr(pedalboard, "AudioUnitPlugin"):

@@ -4,7 +4,8 @@
   (~/.local/share/vampbridge, ~/Library/Application Support/VampBridge, %APPDATA%/VampBridge);
 - `models_dir()`: $VAMPBRIDGE_MODELS_DIR, else data_dir()/models (one sub-folder per model set);
 - `default_render_dir()`: data_dir()/renders, used when a request names no output folder;
-- `jobs_db_path()`: data_dir()/jobs.sqlite3.
+- `jobs_db_path()`: data_dir()/jobs.sqlite3;
+- `secret_path()`: data_dir()/secret, the per-user OSC secret (`bridge.secret`).
 """
 
 import os
@@ -21,7 +22,7 @@ def data_dir() -> Path:
     elif os.name == "nt":
         path = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "VampBridge"
     else:
-        path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "vampbridge"
+        path = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "vampbridge"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -41,3 +42,7 @@ def default_render_dir() -> Path:
 
 def jobs_db_path() -> Path:
     return data_dir() / "jobs.sqlite3"
+
+
+def secret_path() -> Path:
+    return data_dir() / "secret"

@@ -494,16 +494,24 @@ def _silent_region(request: VampRequest) -> RequestError:
 
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     """The request, and the variation index in it, that rebuild a recipe's variation."""
+    from .inputs import InputError, read_json_file
+
     path = Path(recipe_path)
-    try:
-        recipe = json.loads(path.read_text())
-    except OSError as e:
-        raise RequestError("recipe", f"cannot read recipe {path}: {e.strerror}", "bad_request") from None
-    except ValueError as e:
-        raise RequestError("recipe", f"recipe {path} is not valid JSON ({e})", "bad_request") from None
-    if recipe.get("kind") != RECIPE_KIND:
+    try:  # a regular file of at most 1 MB: a recipe path may come from any OSC client
+        recipe = read_json_file(path, "recipe")
+    except InputError as e:
+        raise RequestError("recipe", str(e), e.code) from None
+    if not isinstance(recipe, dict) or recipe.get("kind") != RECIPE_KIND:
         raise RequestError("recipe", f"{path} is not a VampBridge variation recipe", "bad_request")
-    index = int(recipe["variation"])
+    # A recipe file may be crafted: each field is checked, and a bad one named (never quoted).
+    for key, kinds in (("variation", int), ("request", dict), ("seed", int), ("mask", (dict, str))):
+        value = recipe.get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise RequestError("recipe", f"recipe {path} has no valid {key!r}; rerender needs a recipe "
+                               "VampBridge wrote beside a variation", "bad_request")
+    index = recipe["variation"]
+    if not 0 <= index < 64 or not 0 <= recipe["seed"] < 2**31:
+        raise RequestError("recipe", f"recipe {path} has a variation or seed out of range", "bad_request")
     data = dict(recipe["request"])
     # variation `index` of a request seeded seed - index has exactly the recorded seed
     data.update(seed=recipe["seed"] - index, n_variations=index + 1, mask=recipe["mask"],

@@ -31,17 +31,11 @@ def load_json_argument(value, what: str):
         return value
     text = value.strip()
     if text.startswith("@"):
-        path = Path(text[1:]).expanduser()
+        from .inputs import InputError, read_json_file  # regular files of at most 1 MB only
         try:
-            content = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-            raise RequestError(what, f"cannot read {what} file {path}: {reason}", "bad_request") from None
-        try:
-            return json.loads(content)
-        except json.JSONDecodeError as e:
-            raise RequestError(what, f"{what} file {path} is not valid JSON (line {e.lineno}); "
-                               "it must hold a JSON object or list", "bad_request") from None
+            return read_json_file(os.path.expanduser(text[1:]), what)
+        except InputError as e:
+            raise RequestError(what, str(e), e.code) from None
     if text[:1] in "[{":
         try:
             return json.loads(text)
@@ -106,7 +100,11 @@ class VampRequest:
     def sampling_options(self) -> tuple[SamplingOptions, int]:
         """(coarse options, coarse-to-fine steps); the request's values over our defaults."""
         values = dict(SAMPLING_DEFAULTS)
-        values.update(load_json_argument(self.sampling, "sampling") or {})
+        given = load_json_argument(self.sampling, "sampling") or {}
+        if not isinstance(given, dict):  # e.g. from a crafted recipe
+            raise RequestError("sampling", "sampling must be a JSON object of sampling options, "
+                               f"got a {type(given).__name__}")
+        values.update(given)
         c2f_steps = values.pop("c2f_sampling_steps", C2F_STEPS_DEFAULT)
         try:
             if not isinstance(c2f_steps, int) or not 1 <= c2f_steps <= 100:
@@ -127,7 +125,7 @@ class VampRequest:
         try:
             chain = FxChain.from_json(load_json_argument(self.fx, "fx"))
         except ValueError as e:
-            raise RequestError("fx", str(e), "bad_fx") from None
+            raise RequestError("fx", str(e), getattr(e, "code", "bad_fx")) from None
         self.__dict__["_fx_built"] = (key, chain)
         return chain
 
@@ -172,10 +170,14 @@ class VampRequest:
         """Everything `check_values` does, plus the source file, the output folder and the fx chain."""
         from .audio import AudioError, probe
 
+        from .inputs import InputError, check_source_file
+
         self.check_values()
-        path = Path(self.source_path).expanduser()
-        if not path.exists():
-            raise RequestError("source_path", f"source file not found: {path}", "source_missing")
+        try:  # absolute, a regular file, not under /proc or /dev: never guessed, never a device
+            check_source_file(self.source_path)
+        except InputError as e:
+            raise RequestError(e.field, str(e), e.code) from None
+        path = Path(self.source_path)
         try:
             info = probe(path)
         except AudioError as e:

@@ -76,7 +76,8 @@ class EngineBridge(QObject):
         self.service.start()
         host, port, token = self._osc
         try:
-            self.server = BridgeServer(self.service, host=host, port=port, token=token,
+            # No token in the settings: the per-user secret, which Reaper's scripts read too.
+            self.server = BridgeServer(self.service, host=host, port=port, token=token or None,
                                        editor=self.open_requested.emit).start()
         except (OSError, ValueError) as e:
             self.server = None
@@ -93,8 +94,16 @@ class EngineBridge(QObject):
 
     @property
     def token(self) -> str:
-        """The OSC token this service was started with ("" = none)."""
+        """The OSC token set in the settings ("" = the per-user secret)."""
         return self._osc[2]
+
+    @property
+    def checked_token(self) -> str:
+        """The token OSC requests must carry: the settings' token, else the per-user secret."""
+        if self.server is not None:
+            return self.server.token
+        from bridge.secret import read_secret
+        return self._osc[2] or read_secret()
 
     def close(self):
         self._poll.stop()

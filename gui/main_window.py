@@ -361,8 +361,9 @@ class MainWindow(QMainWindow):
     def osc_token(self) -> str:
         """The token the running service checks (Reaper's Listener expects the same one)."""
         if self.bridge is not None:
-            return self.bridge.token
-        return ConnectionSettings.read(self.settings).token
+            return self.bridge.checked_token
+        from bridge.secret import read_secret
+        return ConnectionSettings.read(self.settings).token or read_secret()
 
     def choose_settings(self) -> SettingsDialog:
         """Edit > Settings…: a window-modal dialog; the ports and token are saved on OK."""
@@ -892,6 +893,11 @@ class MainWindow(QMainWindow):
             self.bridge.ack(job_id, record.index)
 
     def _on_engine_ready(self, info: dict):
+        if info.get("device") == "failed":  # the service reports it; so must the companion
+            self.engine_label.setText("engine: models failed to load")
+            self.show_notice(f"The models could not be loaded: {info.get('load_error')}. Fix or reinstall "
+                             "the model set (vampbridge models verify), then restart the companion.")
+            return
         models = ", ".join(info.get("models", [])) or "?"
         self.engine_label.setText(f"engine: {models} on {info.get('device', '?')}")
         self._update_osc_label()

@@ -32,9 +32,9 @@ class SettingsDialog(QDialog):
         self.osc_port.setToolTip("UDP port the companion's service listens on; Reaper's "
                                  "“VampBridge - Settings” must name the same port")
         self.token = QLineEdit(stored.token)
-        self.token.setPlaceholderText("none (only this computer can reach the companion)")
+        self.token.setPlaceholderText("the per-user secret (only this user can reach the companion)")
         self.token.setToolTip("Shared token every OSC request must carry; Reaper's “VampBridge - Settings” "
-                              "must hold the same token. Empty: no token")
+                              "must hold the same token. Empty: the secret file the service keeps for this user")
         self.listener_port = QSpinBox()
         self.listener_port.setRange(MIN_PORT, MAX_PORT)
         self.listener_port.setValue(min(max(stored.listener_port, MIN_PORT), MAX_PORT))
@@ -46,7 +46,7 @@ class SettingsDialog(QDialog):
         form.addRow("Reaper listener port", self.listener_port)
         now = ""
         if running_port is not None:
-            token = "" if running_token is None else (" with a token" if running_token else " without a token")
+            token = "" if running_token is None else (" with its own token" if running_token else " with the per-user secret")
             now = f" It runs on port {running_port}{token} now."
         self.note = QLabel("The OSC port and token take effect the next time the companion starts: close it and "
                            f"open it again.{now} The Reaper listener port is used from the next Send to Reaper. "

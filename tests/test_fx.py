@@ -136,12 +136,22 @@ def test_entry_that_is_not_an_object_is_refused():
         FxChain.from_json(["Reverb"])
 
 
-def test_missing_plugin_file_names_the_entry(tmp_path):
+@pytest.fixture
+def plugin_dir(tmp_path):
+    """tmp_path as a plugin folder named at start (`serve --plugin-dir`), for this test only."""
+    from bridge.fx import set_extra_plugin_folders
+
+    set_extra_plugin_folders([tmp_path])
+    yield tmp_path
+    set_extra_plugin_folders([])
+
+
+def test_missing_plugin_file_names_the_entry(plugin_dir, tmp_path):
     with pytest.raises(FxError, match=r"effect chain entry 0 \(vst3\): plugin not found: .*Nope\.vst3"):
         FxChain.from_json([{"plugin": "vst3", "path": str(tmp_path / "Nope.vst3")}])
 
 
-def test_unloadable_plugin_file_names_the_entry(tmp_path):
+def test_unloadable_plugin_file_names_the_entry(plugin_dir, tmp_path):
     fake = tmp_path / "Fake.vst3"
     fake.write_text("not a plugin")
     with pytest.raises(FxError, match=r"effect chain entry 0 \(vst3\): cannot load plugin .*Fake\.vst3"):

@@ -54,6 +54,13 @@ class OscDump:
         self.proc.wait(5)
 
 
+def secret() -> str:
+    """The per-user secret as docs/osc.md tells a shell script to get it:
+    `cat "$VAMPBRIDGE_DATA_DIR/secret"` (the service created it on its first start)."""
+    return subprocess.run(["sh", "-c", 'cat "$VAMPBRIDGE_DATA_DIR/secret"'], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def oscsend(port: int, address: str, types: str, *values) -> None:
     subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)],
                    check=True, timeout=10)
@@ -67,12 +74,12 @@ def bridge(tmp_path, tiny_models):
 
 def test_liblo_request_is_answered_to_a_python_osc_client(bridge):
     with OscClient(port=bridge.port) as listener:
-        oscsend(bridge.port, "/vampbridge/hello", "sis", "liblo-1", listener.reply_port, "")
+        oscsend(bridge.port, "/vampbridge/hello", "sis", "liblo-1", listener.reply_port, secret())
         hello = listener.wait_for("hello", "liblo-1")
         assert hello.args[1] == 1
         # numbers as float32 and int64 from liblo are accepted where a number is expected
         oscsend(bridge.port, "/vampbridge/ack", "sfssh", "liblo-2", float(listener.reply_port),
-                "", "no-such-job", 0)
+                secret(), "no-such-job", 0)
         assert listener.wait_for("error", "liblo-2").args[1] == "unknown_job"
 
 
@@ -96,7 +103,7 @@ def test_vamp_job_round_trip_entirely_through_liblo(bridge, tmp_path):
     dump = OscDump()
     try:
         oscsend(bridge.port, "/vampbridge/vamp", "sisssdddiisssssiis",
-                "liblo-vamp", dump.port, "", "reaper:liblo", source, 0.0, 0.0, 1.0, 0, 0,
+                "liblo-vamp", dump.port, secret(), "reaper:liblo", source, 0.0, 0.0, 1.0, 0, 0,
                 "{item}", "{take}", "balanced", FAST_SAMPLING, "none", 2, 1234, out)
         assert ' si "liblo-vamp" ' in dump.wait_for("/vampbridge/accepted")
         dump.wait_for("/vampbridge/progress")

@@ -202,7 +202,7 @@ def test_datagram_over_the_limit_is_refused_not_truncated(client, source):
         args = list(vamp_args(source))
         args[9] = json.dumps({"regions": ["x" * filler_chars]})  # mask
         return build_message(protocol.PREFIX + "vamp",
-                             ("big-1", client.reply_port, "") + tuple(args))
+                             ("big-1", client.reply_port, client.token) + tuple(args))
     # Larger than the service's limit, still small enough for UDP (65 507 bytes).
     data = datagram(65_200 - len(datagram(0)))
     assert protocol.MAX_DATAGRAM_BYTES < len(data) < 65_507
@@ -237,7 +237,7 @@ def test_token_protected_server_drops_and_counts_messages_without_the_token(tmp_
 
 def test_binding_off_loopback_requires_a_token(bridge):
     with pytest.raises(ValueError, match="token"):
-        BridgeServer(bridge.service, host="0.0.0.0", port=0)
+        BridgeServer(bridge.service, host="0.0.0.0", port=0, token="")
 
 
 def test_a_slow_listener_of_another_front_end_does_not_break_replies(bridge, client, source):

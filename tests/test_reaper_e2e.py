@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent / "lua"))
 from fake_service import build, decode, free_udp_port, write_wav  # noqa: E402
 from playback import assert_plays_like  # noqa: E402
 from scenario import LUA, Scenario, item_by_guid  # noqa: E402
+from bridge.secret import read_secret  # noqa: E402
 
 VAMPBRIDGE = Path(sys.executable).parent / "vampbridge"
 
@@ -67,7 +68,8 @@ class OscClient:
     def send(self, address: str, types: str, *values) -> str:
         self.count += 1
         request_id = f"{self.name}-{self.count}"
-        self.sock.sendto(build(f"/vampbridge/{address}", "sis" + types, request_id, self.sock.getsockname()[1], "",
+        self.sock.sendto(build(f"/vampbridge/{address}", "sis" + types, request_id, self.sock.getsockname()[1],
+                               read_secret(),
                                *values), ("127.0.0.1", self.port))
         return request_id
 
@@ -98,18 +100,20 @@ REPLIES = {"hello": ["hello"], "take": ["take_added", "error"], "locate": ["loca
 
 
 class Service:
-    """`vampbridge serve` in a process of its own, with its own data folder."""
+    """`vampbridge serve` in a process of its own, with its own jobs database. It shares the test
+    session's data folder with the Lua scripts and the Python clients, as a real user's service
+    does, so they all read the secret it created there."""
 
     def __init__(self, model: Path, data_dir: Path):
         self.model, self.data_dir = model, data_dir
         self.port = free_udp_port()
-        self.env = dict(os.environ, VAMPBRIDGE_DATA_DIR=str(data_dir))
+        self.env = dict(os.environ)
         self.log = data_dir / "serve.log"
         self.pid_file = data_dir / "restarted.pid"
         self.process: subprocess.Popen | None = None
 
     def command(self, port: str) -> str:
-        return f"{VAMPBRIDGE} serve --port {port} --model {self.model}"
+        return f"{VAMPBRIDGE} serve --port {port} --model {self.model} --data-dir {self.data_dir}"
 
     def answers(self, timeout_s: float) -> bool:
         client = OscClient(self.port, "probe")
@@ -136,7 +140,7 @@ class Service:
 
     def autostart_command(self) -> str:
         """What the script's auto-start setting runs (through sh in the test), leaving a pid file."""
-        return (f"VAMPBRIDGE_DATA_DIR={self.data_dir} {self.command('{port}')} >> {self.log} 2>&1 "
+        return (f"{self.command('{port}')} >> {self.log} 2>&1 "
                 f"& echo $! > {self.pid_file}")
 
     def kill(self) -> None:

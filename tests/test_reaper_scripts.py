@@ -275,7 +275,8 @@ def test_the_request_describes_the_source_under_the_item(tmp_path, wav, service)
     assert (first_a["mask"], first_a["fx"], first_a["n_variations"], first_a["seed"], first_a["sampling"]) == (
         "balanced", "glue", 2, 7, "")
     assert first_a["output_dir"] == str(tmp_path / "renders")
-    assert first_a["token"] == "" and first_a["id"] != first_b["id"]
+    from bridge.secret import read_secret  # the per-user secret, if a service made one ("" if not)
+    assert first_a["token"] == read_secret() and first_a["id"] != first_b["id"]
 
 
 def test_time_selection_regenerates_only_the_selection_and_the_take_covers_the_item(tmp_path, service):

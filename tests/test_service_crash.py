@@ -21,7 +21,7 @@ def test_results_survive_sigkill_and_resume_with_same_seeds(tmp_path, tiny_model
 
     first_life = BridgeProcess(data, tiny_models)
     try:
-        with OscClient(port=first_life.port, name="reaper") as c:
+        with OscClient(port=first_life.port, name="reaper", token=first_life.token) as c:
             rid = c.request("vamp", *vamp_args(source, client="reaper:crash",
                                                n_variations=N_VARIATIONS, output_dir=out))
             c.wait_for("accepted", rid, timeout_s=30)
@@ -33,7 +33,7 @@ def test_results_survive_sigkill_and_resume_with_same_seeds(tmp_path, tiny_model
 
     second_life = BridgeProcess(data, tiny_models)
     try:
-        with OscClient(port=second_life.port, name="reaper") as c:
+        with OscClient(port=second_life.port, name="reaper", token=second_life.token) as c:
             status = json.loads(c.wait_for("status", c.request("status", rid)).args[1])[0]
             assert status["state"] == "interrupted"
             assert 1 <= status["n_finished"] < N_VARIATIONS

@@ -45,9 +45,10 @@ def vamp_args(source: Path, *, client: str = "reaper:test", n_variations: int = 
 
 
 class InProcessBridge:
-    """A JobService with the real Pipeline and a BridgeServer on a free loopback port."""
+    """A JobService with the real Pipeline and a BridgeServer on a free loopback port; `token`
+    None: the per-user secret of the test session's data folder, as a real service."""
 
-    def __init__(self, data_dir: Path, model_dir: Path, *, token: str = "",
+    def __init__(self, data_dir: Path, model_dir: Path, *, token: str | None = None,
                  **service_options) -> None:
         from bridge.jobs import JobService, JobStore
         from bridge.osc.server import BridgeServer
@@ -92,12 +93,19 @@ class BridgeProcess:
         if not self.port:
             raise RuntimeError(f"the bridge did not start (exit {self.proc.wait()})")
         self.log: list[str] = []
+        self.data_dir = data_dir
         # Keep reading its output, or the child blocks once the pipe is full.
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
         for line in self.proc.stdout:  # type: ignore[union-attr]
             self.log.append(line)
+
+    @property
+    def token(self) -> str:
+        """The secret this service created in its data folder (what its user's clients read)."""
+        from bridge.secret import read_secret
+        return read_secret(self.data_dir / "secret")
 
     def kill(self) -> None:
         self.proc.kill()

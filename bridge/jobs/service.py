@@ -140,6 +140,7 @@ class JobService:
         self._preload = preload
         self._keep_days = keep_days
         self._info: dict | None = None
+        self._load_error: str | None = None  # why the models could not be loaded, one line
         self.store = store
         self._default_output_dir = default_output_dir
         self._progress_interval_s = progress_interval_s
@@ -355,12 +356,14 @@ class JobService:
     def info(self) -> dict:
         """Engine version, device, models and presets, without waiting for the models to load.
 
-        Until the worker has loaded the models, `device` is `"loading"` and `models` is empty.
+        Until the worker has loaded the models, `device` is `"loading"` and `models` is empty;
+        if loading failed, `device` is `"failed"` and `load_error` says why (it is "" otherwise).
         """
         if self._info is not None:
             return self._info
-        info = {"engine_version": "", "device": "loading", "models": [],
-                "presets": {"mask": [], "fx": []}}
+        load_error = self._load_error
+        info = {"engine_version": "", "device": "failed" if load_error else "loading",
+                "models": [], "presets": {"mask": [], "fx": []}, "load_error": load_error or ""}
         try:
             from bridge import __version__
             from bridge.engine.prompts import PRESETS
@@ -372,11 +375,17 @@ class JobService:
         return info
 
     def _load_info(self) -> None:
-        """In the worker thread (the pipeline's owner): load the models, remember their info."""
+        """In the worker thread (the pipeline's owner): load the models, remember their info,
+        or why they could not be loaded (`info()`'s `load_error`; each job tries again)."""
         try:
-            self._info = dict(self.pipeline.info())
+            info = dict(self.pipeline.info())
         except Exception as e:
-            log.error("could not load the models: %s; jobs will fail until this is fixed", e)
+            self._load_error = " ".join(f"{type(e).__name__}: {e}".split())[:500]
+            log.error("could not load the models: %s; jobs will fail until this is fixed",
+                      self._load_error)
+            return
+        info.setdefault("load_error", "")
+        self._info, self._load_error = info, None
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -464,6 +473,12 @@ class JobService:
         try:
             if not todo:
                 return DONE, None, None
+            if self._info is None and self._preload:
+                self._load_info()  # tried again for every job: the user may have fixed the files
+                if self._load_error:
+                    return FAILED, "model_load_failed", (
+                        f"the models could not be loaded ({self._load_error}); fix or reinstall "
+                        "the model set (`vampbridge models verify`), then `resume` this job")
             request = self._request_type(job.kind).from_dict(job.request)
             if job.kind == "rerender":
                 result = self.pipeline.rerender(

@@ -4,7 +4,9 @@
         c.request("hello")
         reply = c.wait_for("hello")
 
-Arguments are typed from Python values: str -> s, int -> i, float -> d (float64).
+Arguments are typed from Python values: str -> s, int -> i, float -> d (float64). Every request
+carries the per-user secret (`bridge.secret.read_secret()`, the file the service created) unless
+another `token` is given.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ class Reply:
 class OscClient:
     """Sends requests to a VampBridge service and collects its replies on its own UDP port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9071, *, token: str = "",
+    def __init__(self, host: str = "127.0.0.1", port: int = 9071, *, token: str | None = None,
                  name: str = "client", bind_host: str = "127.0.0.1") -> None:
+        if token is None:
+            from bridge.secret import read_secret
+            token = read_secret()
         self.server = (host, port)
         self.token = token
         self.name = name

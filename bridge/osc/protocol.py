@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +67,7 @@ REQUESTS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ..
 
 #: reply name -> OSC type tags of its arguments (the first is always the request id).
 REPLIES: dict[str, str] = {
-    "hello": "sisssss",
+    "hello": "sissssss",
     "pong": "s",
     "accepted": "si",
     "progress": "sfsi",
@@ -73,7 +75,7 @@ REPLIES: dict[str, str] = {
     "done": "siis",
     "error": "sss",
     "cancelled": "ss",
-    "status": "ssi",
+    "status": "ssiss",
     "pending": "si",
     "acked": "ssi",
     "opened": "s",
@@ -245,10 +247,12 @@ def _maybe_json(name: str, text: str) -> Any:
     if stripped[:1] in ("{", "["):
         return parse_json(name, stripped)
     if stripped.startswith("@"):
+        from bridge.inputs import InputError, check_path_text
         from bridge.request import RequestError, load_json_argument
-        try:
+        try:  # never resolved against the service's working folder, never `~`
+            check_path_text(stripped[1:], f"{name} file", code="bad_request")
             value = load_json_argument(stripped, name)  # its errors never quote the file's content
-        except RequestError as e:
+        except (RequestError, InputError) as e:
             raise ProtocolError(e.code, str(e)) from None
         except RecursionError:
             value = None
@@ -257,6 +261,30 @@ def _maybe_json(name: str, text: str) -> Any:
         raise ProtocolError("bad_request", f"{name} file {stripped[1:]!r} does not hold a JSON "
                             "object or list")
     return stripped
+
+
+_FILE_NOUNS = {"mask": "mask recipe (docs/formats.md)", "fx": "effect chain (docs/formats.md)"}
+
+
+@contextmanager
+def file_content_hidden(cmd: Command):
+    """Errors about a `mask`/`fx` argument given as `@file` name the file and where the problem
+    is, never the values or keys the file holds (it may be any file the service can read)."""
+    files = {name: cmd.args[name].strip()[1:] for name in _FILE_NOUNS
+             if str(cmd.args.get(name, "")).strip().startswith("@")}
+    try:
+        yield
+    except ValueError as e:
+        field, code = getattr(e, "field", None), getattr(e, "code", None)
+        if field not in files or code is None:
+            raise
+        entry = re.match(r"effect chain entry (\d+)", str(e))
+        where = f" (the problem is in chain entry {entry.group(1)})" if entry else ""
+        if code == "plugin_not_allowed":
+            where += ": a plugin outside the plugin folders (see --plugin-dir)"
+        raise ProtocolError(code, f"{field} file {files[field][:200]!r} does not hold a valid "
+                            f"{_FILE_NOUNS[field]}{where}; its content is not repeated here: "
+                            "check the file, or send its JSON inline to see the details") from None
 
 
 def _region_fields(a: dict) -> dict:
@@ -289,7 +317,7 @@ def vamp_request(cmd: Command):
     d["fx"] = _maybe_json("fx", a["fx"]) if a["fx"].strip() else "none"
     d["n_variations"] = a["n_variations"]
     d["seed"] = _seed(a["seed"])
-    d["output_dir"] = a["output_dir"] or None
+    d["output_dir"] = _output_dir(a["output_dir"])
     return VampRequest.from_dict(d)
 
 
@@ -298,14 +326,36 @@ def rerender_request(cmd: Command):
     from bridge.jobs.requests import RerenderRequest
 
     a = cmd.args
+    _checked_path(a["recipe_path"], "recipe_path", "source_missing")
     return RerenderRequest(recipe_path=a["recipe_path"],
                            fx=_maybe_json("fx", a["fx"]) if a["fx"].strip() else None,
-                           seed=_seed(a["seed"]), output_dir=a["output_dir"] or None,
+                           seed=_seed(a["seed"]), output_dir=_output_dir(a["output_dir"]),
                            item_guid=a["item_guid"], take_guid=a["take_guid"])
 
 
+def _checked_path(text: str, field: str, code: str) -> str:
+    """`text` if it can name a file at all (absolute, no NUL, names of at most 255 bytes);
+    else ProtocolError `code`. The file itself is checked where it is used."""
+    from bridge.inputs import InputError, check_path_text
+    try:
+        check_path_text(text, field, code=code)
+    except InputError as e:
+        raise ProtocolError(e.code, str(e)) from None
+    return text
+
+
+def _output_dir(text: str) -> str | None:
+    return _checked_path(text, "output_dir", "bad_output_dir") if text else None
+
+
 def open_request(cmd: Command) -> OpenRequest:
+    from bridge.inputs import InputError, check_source_file
+
     a = cmd.args
+    try:
+        check_source_file(a["source_path"])
+    except InputError as e:
+        raise ProtocolError(e.code, str(e)) from None
     return OpenRequest(client=a["client"], **_region_fields(a))
 
 

@@ -9,7 +9,8 @@ builds the pipeline, the store and the service, serves until SIGINT/SIGTERM, and
 
 Nothing a sender does can stop the service: malformed datagrams, unknown addresses, wrong
 arguments and oversized requests are answered with `error` when the request id and reply port are
-readable, logged (rate-limited) otherwise, and counted in `status`'s `dropped`. With a token,
+readable, logged (rate-limited) otherwise, and counted in `status`'s `dropped`. Every message
+must carry the token (by default the per-user secret of `bridge.secret`, also on loopback);
 messages without it are dropped silently (and counted) before anything else is looked at.
 """
 
@@ -90,15 +91,21 @@ class _RateLimitedLog:
 class BridgeServer:
     """Serves the VampBridge OSC protocol (`docs/osc.md`) for a JobService.
 
+    `token` None (the default) is the per-user secret (`bridge.secret.ensure_secret()`, created
+    on first use); "" serves without a token, allowed on loopback only (`--no-token`).
     `editor` is called with an `OpenRequest` for `open` (the companion passes one; without it
     `open` answers `no_editor`). `port` 0 picks a free port (see `.port` after `start()`).
     """
 
     def __init__(self, service: JobService, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 token: str = "", editor: Callable[[OpenRequest], None] | None = None) -> None:
-        if not is_loopback(host) and not token:
-            raise ValueError(f"binding to {host} (not loopback) requires a token: pass --token "
-                             "and give the same token to every client")
+                 token: str | None = None,
+                 editor: Callable[[OpenRequest], None] | None = None) -> None:
+        if token == "" and not is_loopback(host):
+            raise ValueError(f"binding to {host} (not loopback) requires a token: --no-token is "
+                             "allowed on loopback only")
+        if token is None:
+            from bridge.secret import ensure_secret
+            token = ensure_secret()
         self.service = service
         self.host = host
         self.token = token
@@ -211,6 +218,10 @@ class BridgeServer:
             if not hasattr(e, "code"):  # not a RequestError: a bug, report it as one
                 log.exception("%s from %s failed", address, sender_host)
             reply.error(getattr(e, "code", "internal"), str(e))
+        except OSError as e:  # a path in the request the file system refuses (too long, ...)
+            self._rate_log.warning("%s from %s: %s", address, sender_host, e)
+            reply.error("bad_argument", f"a path in the request cannot be used "
+                        f"({e.strerror or type(e).__name__}); check the paths it names")
         except Exception as e:
             log.exception("%s from %s failed", address, sender_host)
             reply.error("internal", f"internal error ({type(e).__name__}: {e}); see the "
@@ -284,7 +295,7 @@ class BridgeServer:
         reply("hello", protocol.PROTOCOL_VERSION, str(info.get("engine_version", "")),
               str(info.get("device", "")), protocol.fit_json_list(list(info.get("models", []))),
               protocol.fit_json_list(capabilities),
-              _json(info.get("presets", {"mask": [], "fx": []})))
+              _json(info.get("presets", {"mask": [], "fx": []})), _one_line(info.get("load_error", "")))
 
     def _engine_info(self) -> dict:
         try:
@@ -297,10 +308,12 @@ class BridgeServer:
         reply("pong")
 
     def _on_vamp(self, cmd: Command, reply: "_Reply") -> None:
-        self._submit(cmd, reply, protocol.vamp_request(cmd))
+        with protocol.file_content_hidden(cmd):
+            self._submit(cmd, reply, protocol.vamp_request(cmd))
 
     def _on_rerender(self, cmd: Command, reply: "_Reply") -> None:
-        self._submit(cmd, reply, protocol.rerender_request(cmd))
+        with protocol.file_content_hidden(cmd):
+            self._submit(cmd, reply, protocol.rerender_request(cmd))
 
     def _submit(self, cmd: Command, reply: "_Reply", request) -> None:
         job_id = cmd.header.request_id
@@ -343,7 +356,9 @@ class BridgeServer:
 
     def _on_status(self, cmd: Command, reply: "_Reply") -> None:
         jobs = [s.to_dict() for s in self.service.status(cmd.args["job_id"] or None)]
-        reply("status", protocol.fit_json_list(jobs), self.dropped)
+        info = self._engine_info()
+        reply("status", protocol.fit_json_list(jobs), self.dropped, str(info.get("device", "")),
+              _one_line(info.get("load_error", "")))
 
     def _on_pending(self, cmd: Command, reply: "_Reply") -> None:
         records = self.service.pending(cmd.args["client"] or None)
@@ -390,12 +405,17 @@ def _json(value) -> str:
 
 # -- the headless entry point ---------------------------------------------------------------
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
           model_dir: str | Path | None = None, device: str | None = None,
           data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None, *,
+          plugin_dirs: list[str] | tuple[str, ...] = (),
           ready: Callable[[BridgeServer], None] | None = None,
           stop: threading.Event | None = None, pipeline=None) -> int:
     """Run the service until SIGINT/SIGTERM (or `stop` is set); returns an exit status.
+
+    `token` None: requests must carry the per-user secret (`bridge.secret`); "": no token
+    (loopback only). `plugin_dirs`: folders VST3/AU plugins may load from besides the
+    platform's standard ones (`bridge.fx`).
 
     `data_dir` holds the job database `jobs.sqlite3` (default: `bridge.paths.jobs_db_path()`,
     in the user data folder); jobs that ended over `keep_days` ago, every result acknowledged,
@@ -403,9 +423,23 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
     pipeline (a given `pipeline` is used instead: the relay's `RemotePipeline`). Prints one line
     `VampBridge OSC service listening on HOST:PORT` when ready (and calls `ready(server)`). The running job is left `interrupted` on the way out.
     """
+    from bridge.fx import set_extra_plugin_folders
     from bridge.paths import jobs_db_path
     from bridge.pipeline import Pipeline
+    from bridge.secret import SecretError
 
+    if token == "" and not is_loopback(host):
+        print(f"vampbridge serve: --no-token is allowed on loopback only, not on {host}",
+              file=sys.stderr)
+        return 2
+    try:
+        set_extra_plugin_folders(plugin_dirs)
+        if token is None:
+            from bridge.secret import ensure_secret
+            token = ensure_secret()
+    except (ValueError, SecretError) as e:
+        print(f"vampbridge serve: {e}", file=sys.stderr)
+        return 2
     store = JobStore(Path(data_dir) / "jobs.sqlite3" if data_dir else jobs_db_path())
     pipeline = pipeline or Pipeline(model_dir=model_dir, device=device, finetune=finetune)
     service = JobService(pipeline, store, keep_days=keep_days)
@@ -446,17 +480,41 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bridge.osc.server", description=__doc__.split("\n")[0])
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port (0 = any free port)")
-    p.add_argument("--token", default="", help="shared token; required off loopback")
+    add_security_options(p)
+    p.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
+                   help="also load VST3/AU plugins from FOLDER (repeatable)")
     p.add_argument("--model", default=None, help="model folder")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     p.add_argument("--data-dir", default=None, help="where the job database lives")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not is_loopback(a.host) and not a.token:
-        p.error(f"--host {a.host} is not loopback: --token is required")
-    return serve(a.host, a.port, a.token, a.model, a.device, a.data_dir)
+    try:
+        token = token_option(a)
+    except ValueError as e:
+        p.error(str(e))
+    return serve(a.host, a.port, token, a.model, a.device, a.data_dir, plugin_dirs=a.plugin_dir)
 
+
+def add_security_options(parser) -> None:
+    """`--token` and `--no-token` (shared by `vampbridge serve` and this module)."""
+    parser.add_argument("--token", default=None,
+                        help="a token of your choice instead of the per-user secret file")
+    parser.add_argument("--no-token", action="store_true",
+                        help="accept requests without the secret (loopback only): any local "
+                             "user or process can then send requests")
+
+
+def token_option(args) -> str | None:
+    """The `token` for `serve` from parsed `add_security_options` arguments; ValueError for a
+    combination that is refused."""
+    if args.no_token and args.token:
+        raise ValueError("--token and --no-token exclude each other")
+    if args.no_token and not is_loopback(args.host):
+        raise ValueError(f"--no-token is allowed on loopback only, not with --host {args.host}")
+    if args.token is not None and not args.token.strip():
+        raise ValueError("--token is empty; leave it out to use the per-user secret")
+    return "" if args.no_token else args.token
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -111,8 +111,10 @@ local function main()
   -- Results of ended scripts are asked for at start and every listener_poll_s.
   local next_poll = reaper.time_precise() + cfg.listener_poll_s
   session:connect()
+  local token = ""
   local function loop()
-    for _, received in ipairs(server:receive_all()) do serve(server, cfg.token, received) end
+    token = token ~= "" and token or net.token(cfg) -- the companion sends the per-user secret
+    for _, received in ipairs(server:receive_all()) do serve(server, token, received) end
     session:step()
     local now = reaper.time_precise()
     if now >= next_poll then

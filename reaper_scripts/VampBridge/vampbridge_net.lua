@@ -112,6 +112,44 @@ function Endpoint:close()
   self.udp = nil
 end
 
+-- The per-user secret (docs/osc.md, Transport) ---------------------------------------------
+
+--- The folder where VampBridge keeps its files, computed as bridge/paths.py data_dir() does:
+--- $VAMPBRIDGE_DATA_DIR, else the platform's per-user data folder.
+function net.data_dir()
+  local function env(name)
+    local value = os.getenv(name)
+    if value ~= nil and value ~= "" then return value end
+  end
+  local home = env("HOME") or env("USERPROFILE") or ""
+  local override = env("VAMPBRIDGE_DATA_DIR")
+  if override then return (override:gsub("^~", function() return home end)) end
+  local os_name = reaper and reaper.GetOS and reaper.GetOS() or ""
+  if os_name:match("^OSX") or os_name:match("^macOS") then
+    return home .. "/Library/Application Support/VampBridge"
+  end
+  if package.config:sub(1, 1) == "\\" then
+    return (env("APPDATA") or (home .. "\\AppData\\Roaming")) .. "\\VampBridge"
+  end
+  return (env("XDG_DATA_HOME") or (home .. "/.local/share")) .. "/vampbridge"
+end
+
+--- The secret the service created in the data folder (one line of URL-safe text), or "" when
+--- there is none yet (no service has started for this user).
+function net.read_secret()
+  local file = io.open(net.data_dir() .. package.config:sub(1, 1) .. "secret", "rb")
+  if not file then return "" end
+  local text = file:read(1000) or ""
+  file:close()
+  return text:match("^%s*([%w_%-]+)%s*$") or ""
+end
+
+--- The token requests carry: the one set in the settings, else the per-user secret.
+function net.token(settings)
+  if settings.token and settings.token ~= "" then return settings.token end
+  return net.read_secret()
+end
+
 -- Client: requests to the service ---------------------------------------------------------
 
 local Client = {}
@@ -130,7 +168,7 @@ function net.client(socket, settings)
   local prefix = string.format("reaper-%d-%04x", os.time(), math.random(0, 0xffff))
   return setmetatable({
     endpoint = endpoint, host = settings.host, port = settings.port,
-    token = settings.token or "", prefix = prefix,
+    token = net.token(settings), settings = settings, prefix = prefix,
   }, Client)
 end
 
@@ -143,6 +181,8 @@ end
 --- made). Returns the id, or nil and a message.
 function Client:send(name, id, types, ...)
   id = id or self:new_id()
+  -- An auto-started service creates the secret after this client was made: read it again.
+  if self.token == "" then self.token = net.token(self.settings) end
   local packet = osc.encode_message("/vampbridge/" .. name, "sis" .. (types or ""),
     id, self.endpoint.port, self.token, ...)
   local ok, err = self.endpoint:send(self.host, self.port, packet)

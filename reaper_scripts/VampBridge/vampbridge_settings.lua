@@ -12,7 +12,7 @@ settings.FIELDS = {
   { key = "host", caption = "Service host", default = "127.0.0.1", kind = "string" },
   { key = "port", caption = "Service port", default = 9071, kind = "port" },
   { key = "listener_port", caption = "Listener port", default = 9072, kind = "port" },
-  { key = "token", caption = "Token (empty = none)", default = "", kind = "string" },
+  { key = "token", caption = "Token (empty = per-user secret)", default = "", kind = "string" },
   { key = "preset", caption = "Default preset", default = "balanced", kind = "preset" },
   { key = "n_variations", caption = "Variations per item", default = 2, kind = "count" },
   { key = "fx", caption = "Effect chain (none/glue/space/lofi/wide)", default = "none", kind = "fx" },

@@ -92,11 +92,14 @@ class Job:
 
 class FakeService:
     def __init__(self, *, hold_after: int | None = None, editor: bool = False, down: bool = False,
-                 token: str = "", resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False,
+                 token: str | None = None, resume: bool = True, lose_first_result: bool = False, fail_jobs: bool = False,
                  loading: bool = False, mask_presets: tuple[str, ...] = ("subtle", "balanced", "creative", "rhythm")):
         self.port = free_udp_port()
         self.hold_after = hold_after
         self.editor = editor
+        if token is None:  # like the real service: the per-user secret, made on first start
+            from bridge.secret import ensure_secret
+            token = ensure_secret()
         self.token = token
         self.resume_supported = resume
         self.lose_first_result = lose_first_result  # a `result` datagram lost on the way
