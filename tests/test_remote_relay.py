@@ -205,7 +205,13 @@ def test_vampbridge_serve_remote_is_the_relay(tmp_path, remote):
     try:
         port = next(int(m.group(1)) for line in proc.stdout
                     if (m := re.search(r"listening on [\d.]+:(\d+)", line)))
-        with OscClient(port=port, name="reaper") as c:
+        with OscClient(port=port, name="stranger", token="") as stranger:  # REAPER's side keeps the secret
+            with pytest.raises(TimeoutError):
+                stranger.wait_for("hello", stranger.request("hello"), timeout_s=1.0)
+        from bridge.secret import read_secret
+
+        secret = read_secret(tmp_path / "laptop" / "secret")  # what a client of this data folder reads
+        with OscClient(port=port, name="reaper", token=secret) as c:
             rid = c.request("vamp", *vamp_args(source, sampling=FAST, output_dir=tmp_path / "out"))
             done, (result,) = _results(c, rid)
             hello = c.wait_for("hello", c.request("hello"))

@@ -35,25 +35,20 @@ def parse_host_port(text: str, default_port: int = DEFAULT_HTTP_PORT) -> tuple[s
 
 
 def loopback_secret() -> str:
-    """The per-user secret (common to every local client) when this build has one, else ""."""
-    from bridge import paths
+    """The per-user secret (common to every local client), or "" before any service made one."""
+    from bridge.secret import read_secret
 
-    secret_path = getattr(paths, "secret_path", None)
-    if secret_path is None:
-        return ""
-    try:
-        return Path(secret_path()).read_text().strip()
-    except OSError:
-        return ""
+    return read_secret()
 
 
 def serve_with_http(args) -> int:
     """The OSC service plus the HTTP service on the same JobService (and so the same store)."""
-    from bridge.osc.server import is_loopback, serve
+    from bridge.osc.server import is_loopback, serve, token_option
     from bridge.remote.http_service import HttpService
 
     host, port = parse_host_port(args.http)
     token = args.token or ""
+    osc_token = token_option(args)  # the OSC side keeps the per-user secret unless told otherwise
     if not token and not is_loopback(host):
         print(f"vampbridge serve: --http {host} is not loopback: --token is required "
               "(give the same token to the relay)", file=sys.stderr)
@@ -72,9 +67,9 @@ def serve_with_http(args) -> int:
               + (" (token required)" if http_token else ""), flush=True)
 
     try:
-        return serve(host=args.host, port=args.port, token=token, model_dir=args.model,
+        return serve(host=args.host, port=args.port, token=osc_token, model_dir=args.model,
                      device=args.device, data_dir=args.data_dir, keep_days=args.keep_days,
-                     finetune=args.finetune, ready=ready) or 0
+                     finetune=args.finetune, plugin_dirs=args.plugin_dir, ready=ready) or 0
     finally:
         for http in started:
             http.stop()
@@ -92,8 +87,12 @@ def serve_relay(args) -> int:
         token = loopback_secret()  # a service of this user on this machine
     pipeline = RemotePipeline(args.remote, token=token, cache_dir=data_dir / "relay",
                               client_name=f"relay-{name}")
-    # The token is the remote's; REAPER talks to this local service as to any other.
-    return serve(host=args.host, port=args.port, token="", data_dir=args.data_dir,
+    # --token is the remote's; REAPER talks to this local service as to any other, with the
+    # per-user secret (or none with --no-token, loopback only).
+    osc_token = "" if args.no_token else None
+    if args.no_token and not is_loopback(args.host):
+        raise ValueError(f"--no-token is allowed on loopback only, not with --host {args.host}")
+    return serve(host=args.host, port=args.port, token=osc_token, data_dir=args.data_dir,
                  keep_days=args.keep_days, pipeline=pipeline) or 0
 
 
