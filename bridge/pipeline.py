@@ -18,7 +18,6 @@ import datetime
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -41,7 +40,7 @@ from .paths import data_dir, default_render_dir
 from .render import SILENCE_PEAK_DB, is_silent, loudness_rule, render_variation
 from .request import RequestError, VampRequest
 from .variation_files import (earlier_render, exists_error, json_bytes, load_tokens, publish_variation,
-                              refuse_replacing, save_tokens)
+                              refuse_replacing, save_tokens, variation_stem)
 
 RECIPE_KIND = "vampbridge.variation"
 RECIPE_FORMAT = 1
@@ -123,6 +122,24 @@ def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def fingerprints(request: VampRequest, recipe: MaskRecipe, options, c2f_steps: int, chain, *, source_sha: str,
+                 seed: int, model_files: dict) -> tuple[str, str]:
+    """(tokens, output): hashes of everything that determines a variation's tokens, and its
+    file. `model_files` is the model set's {name: {"sha256": ...}} (a recipe's `models.files`),
+    so the relay and the Ray bounce name a variation made elsewhere as a local run would."""
+    tokens = {
+        "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
+        "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
+        "per_channel": request.per_channel,
+        "models": {k: v["sha256"] for k, v in model_files.items()},
+        "engine": TOKENS_REVISION,
+    }
+    output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
+              "fx": chain.to_dict(), "bit_depth": request.bit_depth}
+    digest = lambda value: hashlib.sha256(_canonical(value).encode()).hexdigest()[:10]  # noqa: E731
+    return digest(tokens), digest(output)
+
+
 def _write_json_atomic(path: Path, data: dict):
     with atomic_file(path, "w") as f:
         json.dump(data, f, indent=2)
@@ -190,30 +207,6 @@ class Pipeline:
             "model_dir": self._model_info["dir"],
             "presets": {"mask": sorted(PRESETS), "fx": sorted(fx_presets())},
         }
-
-    # --- naming --------------------------------------------------------------------------------
-
-    def _fingerprints(self, request: VampRequest, recipe: MaskRecipe, options, c2f_steps: int, chain,
-                      source_sha: str, seed: int):
-        """(tokens, output): hashes of everything that determines a variation's tokens, and its file."""
-        tokens = {
-            "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
-            "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
-            "per_channel": request.per_channel,
-            "models": {k: v["sha256"] for k, v in self._model_info["files"].items()},
-            "engine": TOKENS_REVISION,
-        }
-        output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
-                  "fx": chain.to_dict(), "bit_depth": request.bit_depth}
-        digest = lambda value: hashlib.sha256(_canonical(value).encode()).hexdigest()[:10]  # noqa: E731
-        return digest(tokens), digest(output)
-
-    @staticmethod
-    def _stem(source_path: str, fingerprint: str, seed: int) -> str:
-        """`<source stem>_s<seed>_<fingerprint>`, the name of a variation's .wav and .json (with
-        `-2`, `-3`, ... after it when someone else's file has that name): the seed names it."""
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source_path).stem)[:60] or "clip"
-        return f"{stem}_s{seed}_{fingerprint}"
 
     # --- running -------------------------------------------------------------------------------
 
@@ -284,9 +277,10 @@ class Pipeline:
         planned = {}
         results = []
         for k in indices:
-            token_fingerprint, fingerprint = self._fingerprints(request, recipe, options, c2f_steps, chain,
-                                                                source_sha, seeds[k])
-            stem = self._stem(request.source_path, fingerprint, seeds[k])
+            token_fingerprint, fingerprint = fingerprints(request, recipe, options, c2f_steps, chain,
+                                                          source_sha=source_sha, seed=seeds[k],
+                                                          model_files=self._model_info["files"])
+            stem = variation_stem(request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(folder.path / f"{stem}.wav"), str(folder.path / f"{stem}.json"),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
             earlier = earlier_render(folder, stem, fingerprint) if skip_existing else None

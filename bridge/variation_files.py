@@ -1,6 +1,6 @@
 """A variation's files in an output folder: its WAV, its JSON recipe and its saved tokens.
 
-Finding an earlier render of the same variation (only files VampBridge created count), publishing
+Their names (`variation_stem`), finding an earlier render of the same variation (only files VampBridge created count), publishing
 a new one under the first free names (`<stem>.wav|.json`, then `<stem>-2...`), saving and loading
 tokens (`tokens/<token fingerprint>[-n].npz`), and the refusals of `rerender -o`. Everything goes
 through `bridge.output_folder.OutputFolder`, so nothing here ever replaces a file it did not create.
@@ -8,6 +8,7 @@ through `bridge.output_folder.OutputFolder`, so nothing here ever replaces a fil
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,13 @@ import torch
 
 from .output_folder import CreatedFiles, OutputFolder, candidate_names
 from .request import RequestError
+
+
+def variation_stem(source_path: str, fingerprint: str, seed: int) -> str:
+    """`<source stem>_s<seed>_<fingerprint>`, the name of a variation's .wav and .json (with
+    `-2`, `-3`, ... after it when someone else's file has that name): the seed names it."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source_path).stem)[:60] or "clip"
+    return f"{stem}_s{seed}_{fingerprint}"
 
 
 def exists_error(path: Path) -> RequestError:
@@ -103,6 +111,13 @@ def save_tokens(folder: OutputFolder, token_fingerprint: str, codes, masked, ori
                             masked=masked.cpu().numpy().astype(np.int16),
                             original=original.cpu().numpy().astype(np.int16))
 
+    return publish_tokens(folder, token_fingerprint, write)
+
+
+def publish_tokens(folder: OutputFolder, token_fingerprint: str, write) -> str:
+    """The tokens file of `token_fingerprint` in `folder/tokens`, filled by `write(binary file)`
+    (a `save_tokens` array file, or one made elsewhere: the relay and the Ray bounce) under the
+    first free name; returns the name. Not written when VampBridge saved these tokens before."""
     with folder.subfolder("tokens") as tokens:
         temporary = None
         try:

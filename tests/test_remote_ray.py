@@ -115,3 +115,25 @@ def test_a_worker_killed_mid_bounce_loses_only_its_variation(inputs, tmp_path, t
     local_argv = ["bounce", *inputs, "-o", str(tmp_path / "local"), *argv[argv.index("-n"):]]
     assert main(local_argv) == 0
     _assert_same_bounce(out, tmp_path / "local", 4)
+
+
+def test_a_ray_bounce_never_replaces_a_users_file_that_has_an_output_name(inputs, tmp_path, tiny_models, capsys):
+    """As a local run (tests/test_security_data_outputs.py): the user's WAV and a recipe that
+    looks like a finished render at the output names stay; the variation takes the `-2` names
+    and equals the local bounce's."""
+    common = [inputs[0], "-n", "1", "--seed", "4", "--model", str(tiny_models), *STEPS]
+    local_out, ray_out = tmp_path / "local", tmp_path / "ray"
+    assert main(["bounce", "-o", str(local_out), *common]) == 0
+    (local_wav,) = local_out.glob("*.wav")
+    local_recipe = json.loads(local_wav.with_suffix(".json").read_text())
+    ray_out.mkdir()
+    (ray_out / local_wav.name).write_bytes(b"RIFF the user's own take")
+    (ray_out / f"{local_wav.stem}.json").write_text(json.dumps({**local_recipe, "note": "mine"}))
+    before = {p: p.read_bytes() for p in ray_out.iterdir()}
+    capsys.readouterr()
+    assert main(["bounce", "-o", str(ray_out), *common, "--ray", "auto", "--ray-workers", "1"]) == 0
+    assert "1 new, 0 kept" in capsys.readouterr().out  # the user's look-alike is not taken for a render
+    assert {p: p.read_bytes() for p in before} == before, "a user's file was modified"
+    made = ray_out / f"{local_wav.stem}-2.wav"
+    assert made.read_bytes() == local_wav.read_bytes()
+    assert json.loads(made.with_suffix(".json").read_text())["output"]["path"] == str(made)

@@ -241,3 +241,46 @@ def test_a_relay_restart_mid_job_resumes_the_same_remote_job(tmp_path, remote):
     remote_jobs = [j for j in remote.store.jobs() if j.client == "relay-test"]
     assert len(remote_jobs) == 1 and remote_jobs[0].state == "done"  # the same job, resumed
     assert all(n == 1 for n in relay.pipeline.stats["downloads"].values())
+
+
+def test_the_relay_never_replaces_a_users_file_that_has_an_output_name(tmp_path, remote):
+    """As a local run (tests/test_security_data_outputs.py): a WAV, a recipe that looks like a
+    finished render and a tokens file of the user's at the output names, and a link planted at
+    the next name, stay as they are; the relayed variation takes the next free names."""
+    source = write_test_wav(tmp_path / "media" / "loop.wav", seconds=0.4)
+    project = tmp_path / "project"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    with Relay(tmp_path / "laptop", remote.url) as relay, \
+            OscClient(port=relay.port, name="reaper") as c:
+        _, (clean,) = _results(c, c.request("vamp", *vamp_args(source, seed=13, output_dir=tmp_path / "clean",
+                                                                sampling=FAST)))
+        clean_wav, clean_recipe = Path(clean.args[2]), Path(clean.args[3])
+        recipe = json.loads(clean_recipe.read_text())
+        (project / "tokens").mkdir(parents=True)
+        (project / clean_wav.name).write_bytes(b"RIFF the user's own take")
+        (project / clean_recipe.name).write_text(json.dumps({**recipe, "note": "mine"}))
+        (project / recipe["tokens"]).write_bytes(b"the user's own tokens")
+        stem = clean_wav.stem
+        (project / f"{stem}-2.wav").symlink_to(victim)
+        before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+
+        _, (relayed,) = _results(c, c.request("vamp", *vamp_args(source, seed=13, output_dir=project,
+                                                                  sampling=FAST)))
+        _, (again,) = _results(c, c.request("vamp", *vamp_args(source, seed=13, output_dir=project,
+                                                                sampling=FAST)))
+    after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    assert {p: after[p] for p in before} == before, "a user's file was modified"
+    assert victim.read_text() == "precious" and (project / f"{stem}-2.wav").is_symlink()
+    audio, recipe_path = Path(relayed.args[2]), Path(relayed.args[3])
+    assert (audio.name, recipe_path.name) == (f"{stem}-3.wav", f"{stem}-3.json")
+    assert audio.read_bytes() == clean_wav.read_bytes()
+    written = json.loads(recipe_path.read_text())
+    assert written["output"]["path"] == str(audio) and written["fingerprint"] == recipe["fingerprint"]
+    assert written["tokens"] != recipe["tokens"]  # the user's tokens file keeps its name
+    with np.load(project / written["tokens"]) as a, np.load(clean_wav.parent / recipe["tokens"]) as b:
+        assert all(np.array_equal(a[k], b[k]) for k in ("codes", "masked", "original"))
+    # the third run finds the relay's own render there (not the user's), without downloading it
+    assert (again.args[2], again.args[3]) == (relayed.args[2], relayed.args[3])
+    audio_downloads = [n for key, n in relay.pipeline.stats["downloads"].items() if key.endswith("/audio")]
+    assert audio_downloads == [2]  # the clean folder and the project, not a third time

@@ -17,10 +17,9 @@ import json
 import os
 import socket
 import urllib.parse
-from pathlib import Path
 from typing import Iterator
 
-from bridge.atomic import give_normal_permissions, temporary_path_beside
+from bridge.atomic import atomic_file
 
 #: Seconds without a byte (the service sends a keepalive every second) before a stream is dead.
 STREAM_TIMEOUT_S = 5.0
@@ -90,32 +89,29 @@ class RemoteClient:
         self._json("POST", f"/v1/jobs/{_quote(job_id)}/variations/{int(variation)}/ack", {})
 
     def download(self, job_id: str, variation: int, kind: str, dest: str | os.PathLike) -> int:
-        """Write a variation's `audio`, `recipe` or `tokens` to `dest`, all or nothing; bytes."""
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        """Write a variation's `audio`, `recipe` or `tokens` to `dest`, all or nothing; bytes.
+        (The relay writes outputs with `download_into`, into files it publishes exclusively.)"""
+        with atomic_file(dest, "wb") as f:
+            return self.download_into(job_id, variation, kind, f)
+
+    def download_into(self, job_id: str, variation: int, kind: str, f) -> int:
+        """Write a variation's `audio`, `recipe` or `tokens` into the binary file `f` from its
+        current position; returns the bytes written. RemoteUnavailable when the download breaks
+        or stops short (what was written then is incomplete: start again from the start)."""
         conn = self._connection(self.timeout_s)
         try:
             response = self._send(conn, "GET", f"/v1/jobs/{_quote(job_id)}/variations/"
                                   f"{int(variation)}/{kind}")
             if response.status != 200:
                 _raise_for(response.status, response.read())
-            tmp = temporary_path_beside(dest)
             n = 0
-            try:
-                with open(tmp, "wb") as f:
-                    while chunk := response.read(1 << 20):
-                        f.write(chunk)
-                        n += len(chunk)
-                    f.flush()
-                    os.fsync(f.fileno())
-                expected = response.getheader("Content-Length")
-                if expected is not None and int(expected) != n:
-                    raise RemoteUnavailable(f"download of {kind} {job_id}/{variation} stopped after "
-                                            f"{n} of {expected} bytes")
-                give_normal_permissions(tmp)
-                os.replace(tmp, dest)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                n += len(chunk)
+            expected = response.getheader("Content-Length")
+            if expected is not None and int(expected) != n:
+                raise RemoteUnavailable(f"download of {kind} {job_id}/{variation} stopped after "
+                                        f"{n} of {expected} bytes")
             return n
         except (OSError, http.client.HTTPException) as e:
             raise RemoteUnavailable(f"{self.url}: {e}") from None

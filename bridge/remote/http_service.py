@@ -36,6 +36,7 @@ from bridge.jobs import (DoneEvent, ErrorEvent, JobError, JobEvent, JobService, 
 from bridge.jobs.queue import Priority
 from bridge.jobs.requests import RerenderRequest
 from bridge.jobs.store import ACTIVE_STATES, FAILED
+from bridge.output_folder import check_output_dir
 from bridge.remote.regions import DEFAULT_MAX_BYTES, RegionStore
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ class HttpService:
         self.host = host
         self.token = token
         self.regions = RegionStore(Path(root) / "regions", max_bytes=max_upload_bytes)
-        self.outputs = (Path(root) / "outputs").resolve()
-        self.outputs.mkdir(parents=True, exist_ok=True)
+        # Jobs write here through the pipeline (OutputFolder), under the same folder rule.
+        self.outputs = check_output_dir(Path(root).absolute() / "outputs")
         self._requested_port = port
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None

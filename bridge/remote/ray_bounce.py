@@ -3,8 +3,10 @@
 One actor per GPU (or `--ray-workers N` CPU workers) loads the models once and makes single
 variations; the driver (this process) plans the bounce, skips what is already on disk, hands
 out variations to idle actors and writes every result itself, with the names, recipes and
-tokens a local bounce writes (`bridge.remote.relay.local_names` / `localized_recipe`, the same
-rules the relay uses). A variation on its own makes exactly the audio it makes in a local
+tokens a local bounce writes, through the code a local run writes with
+(`bridge.remote.local_outputs`, as the relay does: the same folder rule, exclusive publish,
+`-2` names when a file of the user's has the name, the created-files record; only
+VampBridge's own earlier renders count as done). A variation on its own makes exactly the audio it makes in a local
 bounce's batch (the sampler seeds each batch row by itself), so the two bounces are equal file
 for file.
 
@@ -30,6 +32,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from bridge.output_folder import OutputFolder
+from bridge.remote.local_outputs import local_names, write_variation
+from bridge.request import RequestError
+from bridge.variation_files import earlier_render
 
 MAX_REPLACEMENTS_PER_WORKER = 3
 
@@ -130,29 +137,49 @@ class RayBounce:
         import ray
 
         from bridge.audio import read_region, write_audio_atomic
-        from bridge.remote.relay import local_names
 
         model_info = ray.get(self.workers[0].model_info.remote())
         outcomes = [InputOutcome(p.label) for p in inputs]
         tasks: deque = deque()
         regions: dict[int, object] = {}
-        for i, planned in enumerate(inputs):
-            request = planned.request
-            for k in range(request.n_variations):
-                names = local_names(request, {"models": model_info, "seed": request.seed + k},
-                                    planned.output_dir)
-                audio_path, recipe_path = names[0], names[1]
-                if audio_path.is_file() and _fingerprint_of(recipe_path) == names[3]:
-                    outcomes[i].n_kept += 1
-                    outcomes[i].results.append((k, str(audio_path)))
-                else:
-                    tasks.append((i, k))
-            if any(t[0] == i for t in tasks):
-                audio, rate = read_region(request.source_path, request.start_s, request.length_s)
-                with tempfile.TemporaryDirectory() as scratch:
-                    wav = Path(scratch) / "region.wav"
-                    write_audio_atomic(wav, audio, rate, bit_depth="float32")
-                    regions[i] = ray.put(wav.read_bytes())
+        folders: dict[int, OutputFolder] = {}  # held while the bounce runs, as a local run holds it
+        try:
+            for i, planned in enumerate(inputs):
+                try:
+                    folders[i] = OutputFolder.open(planned.output_dir)
+                except RequestError as e:  # a refused folder fails this input, as locally
+                    outcomes[i].error = str(e)
+                    continue
+                self._plan(i, planned, folders[i], model_info, outcomes[i], tasks)
+                if any(t[0] == i for t in tasks):
+                    request = planned.request
+                    audio, rate = read_region(request.source_path, request.start_s, request.length_s)
+                    with tempfile.TemporaryDirectory() as scratch:
+                        wav = Path(scratch) / "region.wav"
+                        write_audio_atomic(wav, audio, rate, bit_depth="float32")
+                        regions[i] = ray.put(wav.read_bytes())
+            return self._make(inputs, folders, outcomes, tasks, regions, on_progress, on_written)
+        finally:
+            for folder in folders.values():
+                folder.close()
+
+    @staticmethod
+    def _plan(i: int, planned: PlannedInput, folder: OutputFolder, model_info: dict, outcome: InputOutcome,
+              tasks: deque) -> None:
+        """Queue the variations of input `i` not rendered here before (by VampBridge)."""
+        request = planned.request
+        for k in range(request.n_variations):
+            names = local_names(request, model_files=model_info["files"], seed=request.seed + k)
+            earlier = earlier_render(folder, names.stem, names.fingerprint)
+            if earlier is not None:
+                outcome.n_kept += 1
+                outcome.results.append((k, str(folder.path / earlier[0])))
+            else:
+                tasks.append((i, k))
+
+    def _make(self, inputs, folders, outcomes, tasks, regions, on_progress, on_written) -> list[InputOutcome]:
+        import ray
+
         total, done = len(tasks), 0
         if on_progress is not None:
             on_progress(0, total)
@@ -183,7 +210,12 @@ class RayBounce:
                 outcomes[i].error = str(e.cause if hasattr(e, "cause") else e).splitlines()[0][:200]
                 continue
             idle.append(worker)
-            outcomes[i].results.append((k, self._write(inputs[i], k, produced)))
+            try:
+                written = self._write(inputs[i], folders[i], produced)
+            except RequestError as e:  # the folder was replaced, no free name: this input stops
+                outcomes[i].error = str(e)
+                continue
+            outcomes[i].results.append((k, written))
             outcomes[i].n_new += 1
             done += 1
             if on_progress is not None:
@@ -203,22 +235,15 @@ class RayBounce:
         self.workers = [fresh if w is dead else w for w in self.workers]
         return fresh
 
-    def _write(self, planned: PlannedInput, k: int, produced: dict) -> str:
-        """Write one variation as a local bounce would: WAV, tokens, then the recipe."""
-        from bridge.atomic import atomic_file
-        from bridge.remote.relay import local_names, localized_recipe
-
+    @staticmethod
+    def _write(planned: PlannedInput, folder: OutputFolder, produced: dict) -> str:
+        """Write one variation as a local bounce would (tokens, WAV, recipe); its WAV's path."""
         request = planned.request
-        audio_path, recipe_path, tokens_path, fingerprint, token_fingerprint = local_names(
-            request, produced["recipe"], planned.output_dir)
-        with atomic_file(audio_path, "wb") as f:
-            f.write(produced["wav"])
-        with atomic_file(tokens_path, "wb") as f:
-            f.write(produced["tokens"])
-        recipe = localized_recipe(produced["recipe"], request, audio_path, fingerprint,
-                                  token_fingerprint)
-        with atomic_file(recipe_path, "w") as f:
-            json.dump(recipe, f, indent=2)
+        recipe = produced["recipe"]
+        names = local_names(request, model_files=recipe["models"]["files"], seed=int(recipe["seed"]))
+        audio_path, _ = write_variation(folder, request, names, recipe=recipe,
+                                        write_audio=lambda f: f.write(produced["wav"]),
+                                        write_tokens=lambda f: f.write(produced["tokens"]))
         return str(audio_path)
 
 
@@ -226,13 +251,6 @@ def _remote_fields(request) -> dict:
     from bridge.remote.relay import _remote_fields as fields_of
 
     return fields_of(request)
-
-
-def _fingerprint_of(recipe_path: Path) -> str | None:
-    try:
-        return json.loads(Path(recipe_path).read_text()).get("fingerprint")
-    except (OSError, ValueError):
-        return None
 
 
 # -- the command ------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ as `vampbridge serve` does (same queue, SQLite store, `pending`/`ack` with REAPE
    finds the same remote job instead of starting another;
 4. follows the job's event stream; for each finished variation it downloads the recipe, names
    the files as a local run would (the same fingerprint: the local source's hash, the request's
-   region, the remote's model hashes), downloads the WAV and tokens into the local render folder
-   (atomically; a file already there with a matching recipe is not downloaded again), writes
-   the recipe with the local paths, reports it (`result` over OSC) and acknowledges it remotely.
+   region, the remote's model hashes) and writes the tokens, the WAV and the recipe with the
+   local paths into the local render folder through the code a local run uses
+   (`bridge.remote.local_outputs`: the same folder rule, exclusive publish, `-2` names when a
+   file of the user's has the name, the created-files record); an earlier render of
+   VampBridge's own already there is reused, not downloaded again. Then it reports the variation
+   (`result` over OSC) and acknowledges it remotely.
 
 A broken connection is retried with back-off; the stream replays the job's finished variations,
 of which only the ones not yet here are fetched. A remote restart leaves the job `interrupted`
@@ -32,7 +35,10 @@ import time
 from pathlib import Path
 
 from bridge.jobs.errors import JobError
+from bridge.output_folder import OutputFolder
+from bridge.paths import default_render_dir
 from bridge.remote.http_client import RemoteClient, RemoteError, RemoteUnavailable
+from bridge.remote.local_outputs import local_names, write_variation
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +88,17 @@ class RemotePipeline:
         cancel = should_cancel or (lambda: False)
         if on_progress is not None:
             on_progress(Progress(0.0, "loading", -1))
-        region, region_sha = self._region_file(request)
-        try:
-            return self._run_remotely(request, region, region_sha, todo, on_progress, on_result,
-                                      cancel, take_suffix)
-        finally:
-            region.unlink(missing_ok=True)  # cut again from the source when needed
+        # Held for the whole job, as a local run holds it; refused before anything is uploaded.
+        with OutputFolder.open(request.output_dir or default_render_dir()) as folder:
+            region, region_sha = self._region_file(request)
+            try:
+                return self._run_remotely(request, folder, region, region_sha, todo, on_progress,
+                                          on_result, cancel, take_suffix)
+            finally:
+                region.unlink(missing_ok=True)  # cut again from the source when needed
 
-    def _run_remotely(self, request, region: Path, region_sha: str, todo: list[int],
-                      on_progress, on_result, cancel, take_suffix: str) -> list:
+    def _run_remotely(self, request, folder: OutputFolder, region: Path, region_sha: str,
+                      todo: list[int], on_progress, on_result, cancel, take_suffix: str) -> list:
         from bridge.pipeline import Cancelled, Progress
 
         remote_job = self._remote_job_id(request, region_sha)
@@ -112,7 +120,7 @@ class RemotePipeline:
             k = int(data["variation"])
             if k not in todo or k in delivered:
                 return
-            result = self._fetch(request, remote_job, data, take_suffix)
+            result = self._fetch(request, folder, remote_job, data, take_suffix)
             delivered[k] = result
             if on_result is not None:
                 on_result(result)
@@ -217,43 +225,47 @@ class RemotePipeline:
                 return str(data["state"])
         raise RemoteUnavailable("the event stream ended without `done`")
 
-    def _fetch(self, request, remote_job: str, data: dict, take_suffix: str):
-        """Download one finished variation into the local render folder, named as locally."""
+    def _fetch(self, request, folder: OutputFolder, remote_job: str, data: dict, take_suffix: str):
+        """One finished variation in the local render folder, named and written as locally."""
+        from bridge.atomic import atomic_file
         from bridge.pipeline import VariationResult
+        from bridge.variation_files import earlier_render
 
         k = int(data["variation"])
-        output_dir = Path(request.output_dir) if request.output_dir else _default_render_dir()
-        output_dir.mkdir(parents=True, exist_ok=True)
         remote_recipe_path = self.cache_dir / "recipes" / f"{remote_job}-{k}.json"
         if not remote_recipe_path.is_file():  # kept: a repeated or resumed job needs it again
-            self._download(remote_job, k, "recipe", remote_recipe_path)
+            with atomic_file(remote_recipe_path, "wb") as f:  # the relay's own cache
+                self._download(remote_job, k, "recipe", f)
         remote_recipe = json.loads(remote_recipe_path.read_text())
-        names = local_names(request, remote_recipe, output_dir)
-        audio_path, recipe_path, tokens_path, fingerprint, token_fingerprint = names
-        if not (audio_path.is_file() and _recipe_fingerprint(recipe_path) == fingerprint):
-            self._download(remote_job, k, "audio", audio_path)
-        if not tokens_path.is_file():
-            self._download(remote_job, k, "tokens", tokens_path)
+        names = local_names(request, model_files=remote_recipe["models"]["files"],
+                            seed=int(remote_recipe["seed"]))
         take_name = (str(remote_recipe.get("take_name", data.get("take_name", ""))) + " "
                      + take_suffix).strip()
-        local = localized_recipe(remote_recipe, request, audio_path, fingerprint, token_fingerprint)
-        local["take_name"] = take_name
-        from bridge.atomic import atomic_file
-
-        with atomic_file(recipe_path, "w") as f:
-            json.dump(local, f, indent=2)
+        earlier = earlier_render(folder, names.stem, names.fingerprint)
+        if earlier is not None:
+            audio_path, recipe_path = (folder.path / name for name in earlier)
+            return VariationResult(k, int(data["seed"]), str(audio_path), str(recipe_path), take_name,
+                                   reused=True)
+        audio_path, recipe_path = write_variation(
+            folder, request, names, recipe=remote_recipe, take_name=take_name,
+            write_audio=lambda f: self._download(remote_job, k, "audio", f),
+            write_tokens=lambda f: self._download(remote_job, k, "tokens", f))
         return VariationResult(k, int(data["seed"]), str(audio_path), str(recipe_path), take_name)
 
-    def _download(self, remote_job: str, k: int, kind: str, dest: Path) -> None:
+    def _download(self, remote_job: str, k: int, kind: str, f) -> None:
+        """The variation's file `kind` into the new binary file `f`, retried from the start
+        while the remote is unreachable."""
         deadline = None if self.give_up_s is None else time.monotonic() + self.give_up_s
         delay = RETRY_MIN_S
         while True:
             try:
-                self.remote.download(remote_job, k, kind, dest)
+                self.remote.download_into(remote_job, k, kind, f)
                 break
             except RemoteUnavailable as e:
                 if deadline is not None and time.monotonic() > deadline:
                     raise JobError("engine_error", f"cannot download from the remote service: {e}") from None
+                f.seek(0)
+                f.truncate()
                 time.sleep(delay)
                 delay = min(RETRY_MAX_S, delay * 2)
         with self._stats_lock:
@@ -289,41 +301,6 @@ class RemotePipeline:
         self._retrying(self.remote.hello, cancel)
 
 
-# -- naming and recipes: what a local run would have written ----------------------------------
-
-def local_names(request, remote_recipe: dict, output_dir: Path):
-    """(audio, recipe, tokens paths, fingerprint, token fingerprint) a local run of `request`
-    with the remote's models would use."""
-    from bridge.pipeline import Pipeline, _tokens_path, cached_sha256
-
-    namer = Pipeline.__new__(Pipeline)  # naming only: no models are loaded
-    namer._model_info = remote_recipe["models"]
-    recipe = request.mask_recipe()
-    options, c2f_steps = request.sampling_options()
-    seed = int(remote_recipe["seed"])
-    token_fingerprint, fingerprint = namer._fingerprints(
-        request, recipe, options, c2f_steps, request.fx_chain(), cached_sha256(request.source_path), seed)
-    audio_path, recipe_path = Pipeline._paths(output_dir, request.source_path, fingerprint, seed)
-    return (audio_path, recipe_path, _tokens_path(output_dir, token_fingerprint), fingerprint,
-            token_fingerprint)
-
-
-def localized_recipe(remote: dict, request, audio_path: Path, fingerprint: str,
-                     token_fingerprint: str) -> dict:
-    """The remote's recipe with what a local run records about the source and the files."""
-    from bridge.pipeline import cached_sha256
-
-    recipe = json.loads(json.dumps(remote))
-    recipe["fingerprint"] = fingerprint
-    recipe["tokens"] = f"tokens/{token_fingerprint}.npz"
-    recipe["request"] = request.to_dict()
-    recipe["input"].update(path=str(Path(request.source_path).resolve()),
-                           sha256=cached_sha256(request.source_path), start_s=request.start_s,
-                           length_s=request.length_s, playrate=request.playrate)
-    recipe["output"]["path"] = str(audio_path)
-    return recipe
-
-
 def _remote_fields(request) -> dict:
     """The request as the remote runs it: on the uploaded region (which starts at 0 and is
     wholly vamped), without local paths; `regen_start_s` (source seconds) moves with the region."""
@@ -338,16 +315,3 @@ def _remote_fields(request) -> dict:
 
         fields[name] = load_json_argument(fields[name], name)
     return fields
-
-
-def _recipe_fingerprint(path: Path) -> str | None:
-    try:
-        return json.loads(Path(path).read_text()).get("fingerprint")
-    except (OSError, ValueError):
-        return None
-
-
-def _default_render_dir() -> Path:
-    from bridge.paths import default_render_dir
-
-    return default_render_dir()
