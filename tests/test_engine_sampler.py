@@ -1,7 +1,9 @@
 """Specification of bridge.engine.sampler: iterative parallel decoding with per-item generators."""
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -294,12 +296,42 @@ def test_top_p_keeps_the_smallest_nucleus_over_p():
 
 @pytest.mark.parametrize("field,value", [
     ("sampling_steps", 0), ("sampling_steps", 2.5), ("temperature", -0.1), ("temperature", float("nan")),
-    ("top_k", 0), ("top_p", 0.0), ("top_p", 1.5), ("typical_mass", 0.0), ("typical_mass", 2.0),
+    ("top_k", 0), ("top_k", 40.5), ("top_k", "40"), ("top_k", True), ("top_p", -0.1), ("top_p", 1.5),
+    ("temperature", "1.0"), ("typical_filtering", "yes"), ("typical_min_tokens", np.float64(6.2)), ("typical_mass", 0.0), ("typical_mass", 2.0),
     ("typical_min_tokens", 0), ("mask_temperature", -1.0), ("mask_temperature", float("inf")),
 ])
 def test_sampling_options_reject_bad_values_naming_the_option(field, value):
     with pytest.raises(ValueError, match=f"sampling option {field}="):
         SamplingOptions(**{field: value})
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("sampling_steps", np.int64(24), 24), ("sampling_steps", 24.0, 24), ("top_k", 40.0, 40),
+    ("top_k", np.int32(40), 40), ("typical_min_tokens", np.float32(64.0), 64), ("temperature", np.float32(0.5), 0.5),
+    ("temperature", 1, 1.0), ("top_p", np.float64(0.9), 0.9), ("typical_filtering", np.bool_(False), False),
+])
+def test_sampling_options_accept_whole_numbers_of_any_numeric_type(field, value, expected):
+    """Sliders send 40.0, numpy code sends np.int64: both mean the whole number, stored as a plain
+    Python value so recipes and fingerprints serialise the same whatever the caller's types."""
+    options = SamplingOptions(**{field: value})
+    got = getattr(options, field)
+    assert got == expected and type(got) is type(expected)
+    assert json.loads(json.dumps(options.to_dict()))[field] == expected
+
+
+def test_top_k_given_as_a_whole_float_samples_like_the_integer(tiny_interface):
+    codes, mask = grid(1, 4, 16, seed=12)
+    as_int = run(tiny_interface.coarse, codes, mask, seeds=(3,), sampling_steps=2, top_k=40)
+    as_float = run(tiny_interface.coarse, codes, mask, seeds=(3,), sampling_steps=2, top_k=40.0)
+    assert torch.equal(as_int, as_float)
+
+
+def test_top_p_zero_keeps_only_the_most_likely_token_like_the_reference():
+    logits = torch.randn(300, 1024, generator=torch.Generator().manual_seed(6))
+    u = torch.rand(300, generator=torch.Generator().manual_seed(7))
+    tokens, probs = sample_tokens(logits, SamplingOptions(top_p=0.0, typical_filtering=False), True, u)
+    assert torch.equal(tokens, logits.argmax(dim=-1))
+    torch.testing.assert_close(probs, torch.ones(300))
 
 
 def test_sampling_options_reject_unknown_names():

@@ -15,9 +15,16 @@ operations follows the reference implementation exactly where it is defined (doc
 """
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
+
+
+_INTEGERS = {"sampling_steps", "top_k", "typical_min_tokens"}
+_BOOLS = {"typical_filtering"}
+_OPTIONAL = {"top_k", "top_p"}
 
 
 @dataclass
@@ -38,18 +45,35 @@ class SamplingOptions:
         def bad(name, value, rule):
             raise ValueError(f"sampling option {name}={value!r} is invalid: {rule}")
 
+        # Normalise to plain Python types first: values come from JSON, numpy, sliders (40.0) and
+        # OSC floats, and the options end up in recipes and token fingerprints.
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
+            if f.name in _OPTIONAL and value is None:
+                continue
+            if f.name in _BOOLS:
+                if not isinstance(value, (bool, np.bool_)):
+                    bad(f.name, value, "must be true or false")
+                value = bool(value)
+            elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                bad(f.name, value, "must be a number" + (", or null for off" if f.name in _OPTIONAL else ""))
+            elif not math.isfinite(value):
                 bad(f.name, value, "must be a finite number")
-        if not isinstance(self.sampling_steps, int) or not 1 <= self.sampling_steps <= 1000:
-            bad("sampling_steps", self.sampling_steps, "must be an integer from 1 to 1000")
+            elif f.name in _INTEGERS:
+                if value != math.floor(value):
+                    bad(f.name, value, "must be a whole number")
+                value = int(value)
+            else:
+                value = float(value)
+            object.__setattr__(self, f.name, value)
+        if not 1 <= self.sampling_steps <= 1000:
+            bad("sampling_steps", self.sampling_steps, "must be a whole number from 1 to 1000")
         if self.temperature < 0:
             bad("temperature", self.temperature, "must be >= 0")
         if self.top_k is not None and self.top_k < 1:
             bad("top_k", self.top_k, "must be >= 1, or null for off")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            bad("top_p", self.top_p, "must be in (0, 1], or null for off")
+        if self.top_p is not None and not 0 <= self.top_p <= 1:
+            bad("top_p", self.top_p, "must be in [0, 1] (0 keeps only the most likely token), or null for off")
         if not 0 < self.typical_mass <= 1:
             bad("typical_mass", self.typical_mass, "must be in (0, 1]")
         if self.typical_min_tokens < 1:
