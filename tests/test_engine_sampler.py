@@ -359,3 +359,81 @@ def test_conditioning_codebooks_are_never_changed_by_the_c2f_model(tiny_interfac
     via_interface = tiny_interface.coarse_to_fine(codes, seeds=[1, 2])
     assert torch.equal(via_interface[:, :4], codes[:, :4])
     assert not (via_interface == MASK).any()
+
+
+# --- the shape-static step ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(sample_cutoff=-1.0, mask_temperature=0.0), dict(top_k=40), dict(top_p=0.8, typical_filtering=False),
+    dict(temperature=0.7, typical_mass=0.5, typical_min_tokens=4), dict(sample_cutoff=0.5), dict(temperature=0.0),
+])
+def test_static_step_gives_the_tokens_of_the_cpu_step(tiny_interface, options):
+    """The step a GPU runs (every cell, no data-dependent shapes: what MPS and CUDA graphs need)
+    gives the same tokens as the CPU's masked-cells-only step, and the same cut-offs."""
+    from functools import partial
+
+    from bridge.engine.sampler import decode_step
+
+    for model, (B, C, T) in ((tiny_interface.coarse, (2, 4, 33)), (tiny_interface.c2f, (2, 14, 12))):
+        codes, mask = grid(B, C, T, seed=13)
+        traces = Trace(), Trace()
+        with torch.inference_mode():
+            compact = generate(model, codes, mask, SamplingOptions(sampling_steps=5, **options), gens(1, 2),
+                               trace=traces[0])
+            static = generate(model, codes, mask, SamplingOptions(sampling_steps=5, **options), gens(1, 2),
+                              trace=traces[1], step_fn=partial(decode_step, static=True))
+        assert torch.equal(compact, static)
+        assert [s["cut_off"] for s in traces[0].steps] == [s["cut_off"] for s in traces[1].steps]
+
+
+def test_typical_filter_static_and_row_selecting_forms_keep_the_same_tokens():
+    rows = torch.cat([torch.randn(50, 1024, generator=torch.Generator().manual_seed(9)) * spread
+                      for spread in (0.1, 1.0, 4.0, 12.0)])
+    rows[:3] = peaked_row()  # ties among the 1022 equal logits: the same tied tokens must be picked
+    for mass, min_tokens in ((0.15, 64), (0.5, 8), (0.9, 1)):
+        assert torch.equal(typical_filter(rows, mass, min_tokens, static=True),
+                           typical_filter(rows, mass, min_tokens, static=False))
+
+
+def test_all_draws_of_a_call_up_front_equal_drawing_step_by_step():
+    """The reference draws rand(n) then uniform_(1e-20, 1) of n per step; one CPU rand(N) holds
+    the same numbers in that order, which is what keeps the tokens of the step-by-step sampler."""
+    g = torch.Generator().manual_seed(3)
+    step_by_step = []
+    for n in (40, 17, 1, 0, 9):
+        step_by_step += [torch.rand(n, generator=g), torch.empty(n).uniform_(1e-20, 1.0, generator=g)]
+    up_front = torch.rand(200, generator=torch.Generator().manual_seed(3))[:sum(map(len, step_by_step))]
+    assert torch.equal(torch.cat(step_by_step)[:40], up_front[:40])
+    offset = 0
+    for k, part in enumerate(step_by_step):
+        expected = up_front[offset:offset + len(part)]
+        assert torch.equal(part, expected.clamp(min=1e-20) if k % 2 else expected)
+        offset += len(part)
+
+
+def test_a_step_needs_no_kthvalue_nonzero_or_host_reads(tiny_interface, monkeypatch):
+    """What Apple MPS lacks (kthvalue) and what stalls a GPU queue (nonzero, .item(), .tolist(),
+    bincount) is not used by the static step: with them all made to fail, the steps still run."""
+    from functools import partial
+
+    from bridge.engine.sampler import decode_step, start_state
+
+    codes, mask = grid(2, 4, 20, seed=14)
+    with torch.inference_mode():
+        expected = generate(tiny_interface.coarse, codes, mask, SamplingOptions(sampling_steps=3), gens(4, 5))
+        state = start_state(tiny_interface.coarse, codes, mask, SamplingOptions(sampling_steps=3), gens(4, 5))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a host read or an operation MPS lacks was used")
+
+    for name in ("kthvalue", "nonzero", "bincount", "searchsorted"):
+        monkeypatch.setattr(torch, name, forbidden)
+        monkeypatch.setattr(torch.Tensor, name, forbidden, raising=False)
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    with torch.inference_mode():
+        for step in range(3):
+            decode_step(tiny_interface.coarse, state, step, SamplingOptions(sampling_steps=3), True, static=True)
+    monkeypatch.undo()
+    assert torch.equal(state.z, expected)

@@ -261,11 +261,13 @@ class Interface:
     # --- generation -----------------------------------------------------------------------------
 
     def _generators(self, seeds, stage: str, n_chunks: int):
-        """Row generators in item-major order: one per (variation seed, chunk)."""
+        """Row generators in item-major order: one per (variation seed, chunk). CPU generators on
+        every device: the sampler draws up front and moves the draws, so a seed gives the same
+        random numbers everywhere, and devices without generators of their own (MPS) work."""
         gens = []
         for seed in seeds:
             for chunk in range(n_chunks):
-                g = torch.Generator(device=self.device)
+                g = torch.Generator()
                 g.manual_seed(derive_seed(seed, stage, chunk))
                 gens.append(g)
         return gens

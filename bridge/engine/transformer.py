@@ -8,8 +8,7 @@ each non-conditioning codebook. Parameter names match the released state dicts.
 Inference shortcuts, each local and commented below: Q/K/V projections fused into one matrix,
 projections through oneDNN on x86 CPUs (`linear`) with the residual added inside the matrix
 product, attention through `scaled_dot_product_attention`, the position bias computed once per
-length, the codebook embedding folded into one table per codebook, and the head evaluated only at
-the (position, codebook) cells the sampler still needs.
+length, and the codebook embedding folded into one table per codebook.
 """
 
 import math
@@ -277,15 +276,17 @@ class VampNetTransformer(nn.Module):
         x = self.embed(codes)
         return self.transformer(x, self.position_bias(codes.shape[-1]))
 
-    def logits_at(self, hidden, batch_idx, codebook_idx, time_idx):  # -> (N, vocab) float32
-        """Head logits only for the N cells (batch, predicted codebook, time) that are asked for."""
-        out = torch.empty(len(batch_idx), self.vocab_size, dtype=torch.float32, device=hidden.device)
-        for c in range(self.n_predict_codebooks):
-            rows = (codebook_idx == c).nonzero(as_tuple=True)[0]
-            if len(rows):
-                h = hidden[batch_idx[rows], time_idx[rows]]  # (n_c, d)
-                out[rows] = F.linear(h, self._head_weight[c], self._head_bias[c]).float()
-        return out
+    def cell_logits(self, hidden):  # (B, T, d) -> (B, n_predict, T, vocab) float32
+        """Head logits for every (predicted codebook, time) cell: a static shape, whatever is masked.
+
+        On the CPU one product per item and codebook: MKL picks its kernel by the row count, and a
+        row's result must not depend on the batch it is computed in (batch items equal single runs).
+        """
+        if hidden.device.type == "cpu":
+            return torch.stack([torch.stack([F.linear(h, w, b) for w, b in zip(self._head_weight, self._head_bias)])
+                                for h in hidden]).float()
+        logits = torch.einsum("btd,cvd->bctv", hidden, self._head_weight) + self._head_bias[None, :, None, :]
+        return logits.float()
 
     def generate(self, codes, mask=None, seed: int | None = None, generators=None, **options):
         """The reference's `generate`: fill the MASK cells of `codes` (or the cells where `mask` is 1).
@@ -297,7 +298,7 @@ class VampNetTransformer(nn.Module):
         if mask is None:
             mask = codes == self.mask_token
         if generators is None and seed is not None:
-            generators = [torch.Generator(device=codes.device).manual_seed(int(seed) + k) for k in range(len(codes))]
+            generators = [torch.Generator().manual_seed(int(seed) + k) for k in range(len(codes))]
         return generate(self, codes, mask, SamplingOptions.from_dict(options), generators)
 
     def forward(self, codes):  # (B, C, T) -> (B, vocab, T * n_predict), the reference's layout
