@@ -22,8 +22,10 @@ import torch
 
 from .. import dsp
 from .checkpoint import check_compatible, load_codec, load_transformer
+from .precision import use_bf16
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
+from .transformer import PRECISIONS
 
 LOUDNESS_TARGET_LUFS = -24.0
 
@@ -63,8 +65,11 @@ class Interface:
     def __init__(self, coarse_ckpt=None, coarse2fine_ckpt=None, codec_ckpt=None, device=None,
                  coarse_lora_ckpt=None, coarse2fine_lora_ckpt=None, wavebeat_ckpt=None,
                  coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3,
-                 compile: bool | None = None):
-        """`compile` runs the transformers' layer stacks through `torch.compile` (None: on when the
+                 compile: bool | None = None, precision: str = "fp32"):
+        """`precision` "bf16" runs the transformers' projections and attention in bf16 (CUDA, or a
+        CPU with AVX512_BF16 / AMX), after a check that their logits agree with float32
+        (`bridge.engine.precision`; the reports are in `precision_reports`); "fp32", the default,
+        is the reference's arithmetic. `compile` runs the transformers' layer stacks through `torch.compile` (None: on when the
         environment sets VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation,
         activation and bf16 casts around the matrix products; it costs tens of seconds per new
         (batch, length) shape, and on a CPU it is slower than the eager oneDNN path (measured)."""
@@ -73,6 +78,10 @@ class Interface:
         if coarse_ckpt is None:
             raise ValueError("must provide a coarse checkpoint (coarse_ckpt=.../coarse.pth)")
         self.device = pick_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.precision = precision
+        self.precision_reports = {}  # per model name: the bf16 agreement check (precision "bf16")
         self.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None else bool(compile)
         self.codec = load_codec(codec_ckpt)
         self._base_ckpts = {"coarse": coarse_ckpt, "c2f": coarse2fine_ckpt}
@@ -93,14 +102,16 @@ class Interface:
         self.codec.to(self.device).prepare()
         if self.device.type == "cuda":
             self.codec.chunk_frames = 1723  # 30 s: GPUs have the memory, fewer chunks are faster
-        for model in (self.coarse, self.c2f):
-            if model is not None:
-                self._ready(model)
+        for name in ("coarse", "c2f"):
+            if getattr(self, name) is not None:
+                self._ready(getattr(self, name), name)
         return self
 
-    def _ready(self, model):
-        """Move a transformer to the device, precompute its tables, compile it if asked."""
+    def _ready(self, model, name: str):
+        """Move a transformer to the device, precompute its tables, set its precision, compile it if asked."""
         model.to(self.device).prepare([q.codebook.weight for q in self.codec.quantizer.quantizers])
+        if self.precision == "bf16":
+            self.precision_reports[name] = use_bf16(model)
         if self.compile:
             model.transformer.compile(dynamic=False)  # one graph per (batch, length); the head stays eager
         return model
@@ -117,12 +128,6 @@ class Interface:
 
     def s2t2s(self, seconds):
         return self.t2s(self.s2t(seconds))
-
-    def _autocast(self):
-        """bf16 on CUDA; full precision elsewhere (CPU bf16 changes results for little gain)."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
 
     # --- audio in and out ---------------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class Interface:
             old = getattr(self, name)
             model = load_transformer(path) if full_ckpts else load_transformer(self._base_ckpts[name], path)
             model.chunk_size_s = old.chunk_size_s
-            setattr(self, name, self._ready(model))
+            setattr(self, name, self._ready(model, name))
         check_compatible(self.codec, self.coarse, self.c2f)
 
     # --- generation -----------------------------------------------------------------------------
@@ -314,8 +319,7 @@ class Interface:
 
                 if trace is not None:
                     trace.label(stage, [(b, i * chunk_len) for b, i in part])
-                with self._autocast():
-                    result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
+                result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
                 for (b, i), row in zip(part, result):
                     out[b, :, i * chunk_len:i * chunk_len + length] = row
                 done_rows += len(part)

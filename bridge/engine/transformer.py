@@ -37,6 +37,8 @@ class TransformerConfig:
         return self.n_codebooks - self.n_conditioning_codebooks
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}  # of the projections (`prepare`)
+
 # Relative position bias (T5, bidirectional): 32 buckets, 16 per direction, max distance 128.
 N_BUCKETS = 32
 MAX_DISTANCE = 128
@@ -81,6 +83,10 @@ def _cpu_autocast_enabled() -> bool:
 def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> (..., d_out)
     """`x @ weight.T`, plus `residual` (same shape as the output) when given.
 
+    bf16 weights (precision "bf16", `VampNetTransformer.prepare`): `x` is rounded to bf16 and the
+    product (float32 accumulation) is bf16, or float32 when added to a float32 `residual`: the
+    residual stream, the norms and the head stay float32.
+
     Float32 on an x86 CPU goes straight to oneDNN: `F.linear` calls MKL's sgemm there, which runs
     a generic code path on AMD processors at about half of oneDNN's speed (benchmarks/README.md).
     The residual is added to the float32 accumulator inside the product, the same rounding as a
@@ -96,6 +102,11 @@ def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> 
         if residual is None:
             return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
         return _ONEDNN_LINEAR.binary(x, residual, weight, None, "add")
+    if weight.dtype == torch.bfloat16 and x.dtype != weight.dtype:
+        x = x.to(weight.dtype)
+        if _ONEDNN_LINEAR is not None and x.device.type == "cpu" and not torch.compiler.is_compiling():
+            y = _ONEDNN_LINEAR(x, weight, None, "none", [], "")  # AVX512_BF16 / AMX kernels
+            return y if residual is None else residual + y
     y = F.linear(x, weight)
     return y if residual is None else residual + y
 
@@ -140,9 +151,11 @@ class MultiHeadRelativeAttention(nn.Module):
         if has_relative_attention_bias:
             self.relative_attention_bias = nn.Embedding(N_BUCKETS, config.n_heads)
         self.w_qkv = None  # fused (3d, d) weight, built by prepare()
+        self.w_out = None  # fc.weight in the projections' precision
 
-    def prepare(self):
-        self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight])
+    def prepare(self, dtype=torch.float32):
+        self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight]).to(dtype)
+        self.w_out = self.fc.weight.detach().to(dtype)  # a plain tensor, not a second parameter
 
     def forward(self, x, position_bias, residual=None):  # x (B, T, d), position_bias (1, H, T, T)
         """Attention output projected by `fc`, plus `residual` when given (added inside the product)."""
@@ -155,7 +168,7 @@ class MultiHeadRelativeAttention(nn.Module):
         # (B, H, T, d_head); logits scaled by 1/sqrt(d_head), plus the position bias
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=position_bias.to(q.dtype))
         y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
-        return linear(y, self.fc.weight, residual)
+        return linear(y, self.fc.weight if self.w_out is None else self.w_out, residual)
 
 
 class FeedForward(nn.Module):
@@ -166,10 +179,15 @@ class FeedForward(nn.Module):
         d = config.embedding_dim
         self.w_1 = nn.Linear(d, 4 * d, bias=False)
         self.w_2 = nn.Linear(2 * d, d, bias=False)
+        self.w_in = self.w_out = None  # w_1, w_2 weights in the projections' precision, built by prepare()
+
+    def prepare(self, dtype=torch.float32):
+        self.w_in, self.w_out = self.w_1.weight.detach().to(dtype), self.w_2.weight.detach().to(dtype)
 
     def forward(self, x, residual=None):  # x (B, T, d); `residual` is added inside the last product
-        a, b = linear(x, self.w_1.weight).chunk(2, dim=-1)  # (B, T, 2d) each
-        return linear(a * gelu_tanh(b), self.w_2.weight, residual)
+        w_in, w_out = (self.w_1.weight, self.w_2.weight) if self.w_in is None else (self.w_in, self.w_out)
+        a, b = linear(x, w_in).chunk(2, dim=-1)  # (B, T, 2d) each
+        return linear(a * gelu_tanh(b), w_out, residual)
 
 
 def gelu_tanh(x):
@@ -231,23 +249,36 @@ class VampNetTransformer(nn.Module):
         self._head_weight = None  # (n_predict, vocab, d), codebook-major
         self._head_bias = None  # (n_predict, vocab)
         self._bias_cache = {}
+        self.precision = "fp32"
 
-    def prepare(self, codec_codebooks):
-        """Precompute everything inference reuses. `codec_codebooks`: n_codebooks (vocab, latent) tensors."""
+    def prepare(self, codec_codebooks, precision: str = "fp32"):
+        """Precompute everything inference reuses. `codec_codebooks`: n_codebooks (vocab, latent) tensors;
+        `precision`: see `set_precision`."""
         if len(codec_codebooks) < self.n_codebooks:
             raise ValueError(
                 f"the codec has {len(codec_codebooks)} codebooks but this transformer embeds "
                 f"{self.n_codebooks}: use the codec these weights were trained with"
             )
         self._embedding_tables = self.embedding.tables(codec_codebooks[:self.n_codebooks])
-        for layer in self.transformer.layers:
-            layer.self_attn.prepare()
+        self.set_precision(precision)
         head = self.classifier.layers[0]
         n_p, vocab = self.n_predict_codebooks, self.vocab_size
         # channel = v * n_p + c  ->  (c, v): regroup so each codebook's rows are contiguous
         self._head_weight = head.weight[:, :, 0].view(vocab, n_p, -1).transpose(0, 1).contiguous()
         self._head_bias = head.bias.view(vocab, n_p).t().contiguous()
         self._bias_cache = {}
+        return self
+
+    def set_precision(self, precision: str):
+        """"bf16": the projections (QKV, attention output, feed-forward) hold bf16 copies of their
+        weights and run in bf16, attention too (on their bf16 outputs); the residual stream, the
+        norms, the embedding and the head stay float32. "fp32": everything float32."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        for layer in self.transformer.layers:
+            layer.self_attn.prepare(PRECISIONS[precision])
+            layer.feed_forward.prepare(PRECISIONS[precision])
+        self.precision = precision
         return self
 
     def position_bias(self, length: int) -> torch.Tensor:  # -> (1, H, T, T)
