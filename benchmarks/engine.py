@@ -135,7 +135,7 @@ def build_interface(size: str, device, seed: int = 0, precision: str = "fp32"):
     interface.c2f.chunk_size_s = 3.0
     interface.beat_tracker = None
     interface.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1"  # set by --compile
-    interface.precision, interface.precision_reports = precision, {}
+    interface.precision, interface.precision_reports, interface.step_fn = precision, {}, None
     return interface.to(device)
 
 

@@ -82,6 +82,7 @@ class Interface:
             raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
         self.precision = precision
         self.precision_reports = {}  # per model name: the bf16 agreement check (precision "bf16")
+        self.step_fn = None  # a stand-in for the sampler's decode_step (bridge.engine.graphs), or None
         self.compile = os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None else bool(compile)
         self.codec = load_codec(codec_ckpt)
         self._base_ckpts = {"coarse": coarse_ckpt, "c2f": coarse2fine_ckpt}
@@ -319,7 +320,8 @@ class Interface:
 
                 if trace is not None:
                     trace.label(stage, [(b, i * chunk_len) for b, i in part])
-                result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
+                result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace,
+                                  step_fn=self.step_fn)
                 for (b, i), row in zip(part, result):
                     out[b, :, i * chunk_len:i * chunk_len + length] = row
                 done_rows += len(part)
