@@ -186,6 +186,13 @@ class FeedForward(nn.Module):
 
     def forward(self, x, residual=None):  # x (B, T, d); `residual` is added inside the last product
         w_in, w_out = (self.w_1.weight, self.w_2.weight) if self.w_in is None else (self.w_in, self.w_out)
+        if w_in.dtype == torch.bfloat16 and _ONEDNN_LINEAR is not None and x.device.type == "cpu":
+            # bf16 on the CPU: GELU and the product inside the two half products (oneDNN post-ops);
+            # in bf16 the elementwise passes would cost as much as the matrix products
+            x = x.to(torch.bfloat16)
+            a_weight, b_weight = w_in.chunk(2)
+            gelu_b = _ONEDNN_LINEAR(x, b_weight, None, "gelu", [], "tanh")
+            return linear(_ONEDNN_LINEAR.binary(x, gelu_b, a_weight, None, "mul"), w_out, residual)
         a, b = linear(x, w_in).chunk(2, dim=-1)  # (B, T, 2d) each
         return linear(a * gelu_tanh(b), w_out, residual)
 
@@ -305,7 +312,14 @@ class VampNetTransformer(nn.Module):
     def hidden(self, codes):  # (B, C, T) -> (B, T, d)
         """Everything up to the head: the transformer's final normalised activations."""
         x = self.embed(codes)
-        return self.transformer(x, self.position_bias(codes.shape[-1]))
+        bias = self.position_bias(codes.shape[-1])
+        return self.transformer(x, bias if self.precision == "fp32" else self.position_bias_bf16(bias))
+
+    def position_bias_bf16(self, bias):  # the bias in attention's precision, cast once per length
+        key = ("bf16", bias.shape[-1])
+        if key not in self._bias_cache:
+            self._bias_cache[key] = bias.to(torch.bfloat16)
+        return self._bias_cache[key]
 
     def cell_logits(self, hidden):  # (B, T, d) -> (B, n_predict, T, vocab) float32
         """Head logits for every (predicted codebook, time) cell: a static shape, whatever is masked.
