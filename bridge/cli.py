@@ -43,6 +43,9 @@ def add_model_options(p):
     p.add_argument("--model", help="model folder with codec.pth, coarse.pth, c2f.pth (default: installed or bundled)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--finetune", help="a fine-tune of the model set (its loras/NAME/ folder)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="the transformers' arithmetic: bf16 (CUDA, or a CPU with AVX512_BF16/AMX; checked "
+                        "against fp32 at load) or fp32, the reference's (default auto: bf16 on CUDA, fp32 elsewhere)")
 
 
 def request_from_args(args, source_path, **overrides):
@@ -112,7 +115,8 @@ def make_pipeline(args):
 
     # Resolved now, so the note about the bundled untrained weights comes before any progress bar.
     model_dir = resolve_model_dir(getattr(args, "model", None))
-    return Pipeline(model_dir=model_dir, device=device, finetune=getattr(args, "finetune", None))
+    return Pipeline(model_dir=model_dir, device=device, finetune=getattr(args, "finetune", None),
+                    precision=getattr(args, "precision", "auto"))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -227,10 +231,13 @@ def cmd_serve(args):
     from .osc.server import serve
 
     return serve(host=args.host, port=args.port, token=args.token or "", model_dir=args.model, device=args.device,
-                 data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune) or 0
+                 data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune,
+                 precision=args.precision) or 0
 
 
 def cmd_gui(args):
+    if args.precision != "auto":
+        raise CliError("--precision applies to vamp, bounce, study and serve; the companion runs with auto")
     from gui.app import main as gui_main
 
     return gui_main(args.file, model_dir=args.model, device=args.device, finetune=args.finetune) or 0

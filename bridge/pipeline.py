@@ -28,7 +28,7 @@ from . import __version__
 from .atomic import atomic_file
 from .audio import read_region, sha256_file, write_audio_atomic
 from .dsp import resample
-from .engine import TOKENS_REVISION, Interface
+from .engine import TOKENS_REVISION, Interface, pick_device
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .paths import data_dir, default_render_dir
@@ -122,15 +122,23 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
-    def __init__(self, model_dir=None, device=None, finetune: str | None = None):
+    def __init__(self, model_dir=None, device=None, finetune: str | None = None, precision: str = "auto"):
+        """`precision`: the transformers' arithmetic, "fp32", "bf16" or "auto" (bf16 on CUDA,
+        fp32 elsewhere; see `Interface`). It is part of every token fingerprint."""
         self._model_dir_arg = model_dir
         self._device_arg = device
+        self._precision_arg = precision
         self._finetune = finetune
         self._interface = None
         self._model_info = None
         self._lock = threading.Lock()
 
     # --- models ------------------------------------------------------------------------------
+
+    def _precision(self) -> str:
+        if self._precision_arg != "auto":
+            return self._precision_arg
+        return "bf16" if pick_device(self._device_arg).type == "cuda" else "fp32"
 
     @property
     def interface(self) -> Interface:
@@ -147,6 +155,7 @@ class Pipeline:
                 files.update({f"loras/{self._finetune}/{name}": path for name, path in lora.items()})
             self._interface = Interface(coarse_ckpt=files["coarse.pth"], coarse2fine_ckpt=files["c2f.pth"],
                                         codec_ckpt=files["codec.pth"], device=self._device_arg,
+                                        precision=self._precision(),
                                         coarse_lora_ckpt=lora.get("coarse.pth"),
                                         coarse2fine_lora_ckpt=lora.get("c2f.pth"))
             self._model_info = {
@@ -164,6 +173,7 @@ class Pipeline:
         return {
             "engine_version": __version__,
             "device": str(interface.device),
+            "precision": interface.precision,
             "models": [Path(self._model_info["dir"]).name],
             "model_dir": self._model_info["dir"],
             "presets": {"mask": sorted(PRESETS), "fx": sorted(fx_presets())},
@@ -179,7 +189,7 @@ class Pipeline:
             "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
             "per_channel": request.per_channel,
             "models": {k: v["sha256"] for k, v in self._model_info["files"].items()},
-            "engine": TOKENS_REVISION,
+            "engine": TOKENS_REVISION, "precision": self.interface.precision,
         }
         output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
                   "fx": chain.to_dict(), "bit_depth": request.bit_depth}
@@ -368,6 +378,7 @@ class Pipeline:
                       "sample_rate": source_rate, "channels": source_shape[0], "n_samples": source_shape[1]},
             "models": self._model_info,
             "device": str(self.interface.device),
+            "precision": self.interface.precision,
             "mask": recipe.to_json(),
             "sampling": {**options.to_dict(), "c2f_sampling_steps": c2f_steps},
             "fx": chain.to_dict(),

@@ -81,3 +81,32 @@ def test_bf16_is_refused_and_the_model_left_in_fp32_when_the_check_fails(monkeyp
         use_bf16(model)
     assert model.precision == "fp32"
     assert model.transformer.layers[0].feed_forward.w_in.dtype == torch.float32
+
+
+def test_precision_is_part_of_the_token_fingerprint(tiny_models):
+    """The same request at another precision gives other tokens, so it must name other files."""
+    from types import SimpleNamespace
+
+    from bridge.engine import MaskRecipe, SamplingOptions
+    from bridge.fx import FxChain
+    from bridge.pipeline import Pipeline
+
+    auto = Pipeline(model_dir=tiny_models, device="cpu")  # auto: fp32 off CUDA
+    assert auto.interface.precision == "fp32" and auto.info()["precision"] == "fp32"
+    request = SimpleNamespace(start_s=0.0, length_s=2.0, per_channel=False, sample_rate=44100, channels=1,
+                              bit_depth=24)
+    args = (request, MaskRecipe(), SamplingOptions(), 2, FxChain([]), "0" * 64, 1)
+    fp32 = auto._fingerprints(*args)
+    auto.interface.precision = "bf16"  # what Pipeline(precision="bf16") loads with
+    bf16 = auto._fingerprints(*args)
+    assert fp32[0] != bf16[0] and fp32[1] != bf16[1]
+
+
+def test_cli_offers_precision_and_refuses_a_bad_one(capsys):
+    import pytest as _pytest
+
+    from bridge.cli import main
+
+    with _pytest.raises(SystemExit):
+        main(["vamp", "in.wav", "-o", "out", "--precision", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err

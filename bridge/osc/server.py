@@ -392,8 +392,8 @@ def _json(value) -> str:
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
           model_dir: str | Path | None = None, device: str | None = None,
-          data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None, *,
-          ready: Callable[[BridgeServer], None] | None = None,
+          data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None,
+          precision: str = "auto", *, ready: Callable[[BridgeServer], None] | None = None,
           stop: threading.Event | None = None) -> int:
     """Run the service until SIGINT/SIGTERM (or `stop` is set); returns an exit status.
 
@@ -407,7 +407,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str = "",
     from bridge.pipeline import Pipeline
 
     store = JobStore(Path(data_dir) / "jobs.sqlite3" if data_dir else jobs_db_path())
-    service = JobService(Pipeline(model_dir=model_dir, device=device, finetune=finetune), store,
+    service = JobService(Pipeline(model_dir=model_dir, device=device, finetune=finetune, precision=precision), store,
                          keep_days=keep_days)
     stop = stop or threading.Event()
     server = BridgeServer(service, host=host, port=port, token=token)
