@@ -285,6 +285,9 @@ class VampNetTransformer(nn.Module):
         for layer in self.transformer.layers:
             layer.self_attn.prepare(PRECISIONS[precision])
             layer.feed_forward.prepare(PRECISIONS[precision])
+        for norm in self.transformer.modules():
+            if isinstance(norm, RMSNorm):  # bit-exact (the reference's arithmetic) in fp32 only
+                norm.exact = precision == "fp32"
         self.precision = precision
         return self
 
