@@ -434,6 +434,7 @@ def test_a_step_needs_no_kthvalue_nonzero_or_host_reads(tiny_interface, monkeypa
         monkeypatch.setattr(torch.Tensor, name, forbidden)
     with torch.inference_mode():
         for step in range(3):
-            decode_step(tiny_interface.coarse, state, step, SamplingOptions(sampling_steps=3), True, static=True)
+            index = torch.tensor(step)  # as a captured step gets it: a tensor on the device
+            decode_step(tiny_interface.coarse, state, index, SamplingOptions(sampling_steps=3), True, static=True)
     monkeypatch.undo()
     assert torch.equal(state.z, expected)

@@ -374,14 +374,20 @@ def decode_step(model, state: DecodeState, step, options: SamplingOptions, sampl
 
     # confidence = log p + mask_temperature * (1 - r) * Gumbel noise; U(1e-20, 1) as the reference draws it
     u = noise.gather(1, (index + n_masked[:, None]).clamp(max=last_draw)).clamp(min=1e-20)
-    confidence = probs.log().view(B, -1) + state.schedule["noise_scale"][step] * -torch.log(-torch.log(u))
-    keep = keep_masked_counts(state.schedule["gamma"][step], state.n0, n_masked, state.schedule["at_least"][step])
+    at_step = {name: _at(values, step) for name, values in state.schedule.items()}
+    confidence = probs.log().view(B, -1) + at_step["noise_scale"] * -torch.log(-torch.log(u))
+    keep = keep_masked_counts(at_step["gamma"], state.n0, n_masked, at_step["at_least"])
     stay_masked, cut_off = remask(confidence, masked, keep)
 
     new = torch.where(masked & ~stay_masked, tokens.view(B, -1), predicted.flatten(1))
     predicted.copy_(new.view_as(predicted))
-    state.offset.add_(n_masked * state.schedule["draws"][step])
+    state.offset.add_(n_masked * at_step["draws"])
     return cut_off
+
+
+def _at(values, step):  # values (n_steps,); step an int or a long tensor holding one index
+    """values[step] without reading a tensor index back to the host (indexing with a 0-d tensor would)."""
+    return values[step] if isinstance(step, int) else values.index_select(0, step.reshape(1)).squeeze(0)
 
 
 def generate(model, codes, mask, options: SamplingOptions = SamplingOptions(), generators=None,
