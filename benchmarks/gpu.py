@@ -351,7 +351,7 @@ def main(argv=None):
     budget = Budget(args.budget_s)
     quick = args.quick
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    size, clip_s, steps = ("tiny", 0.5, 2) if quick else ("full", 10.0, 36)
+    size, clip_s, steps = ("tiny", 0.25, 2) if quick else ("full", 10.0, 36)
     arguments = {"quick": quick, "size": size, "clip_s": clip_s, "steps": steps, "precision": precision,
                  "budget_s": args.budget_s}
     report = {"machine": machine(device), "arguments": arguments, "agreement": [], "targets": {},
@@ -378,7 +378,7 @@ def main(argv=None):
     print("  targets done (eager, graph)", flush=True)
     if budget.left() > 45:
         try:
-            report["codec"] = codec_case(size, device, 0.02 if quick else 10.0)
+            report["codec"] = codec_case(size, device, 0.01 if quick else 10.0)
         except Exception as e:
             report["codec"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     else:

@@ -60,7 +60,7 @@ def test_gpu_check_runs_on_the_cpu_with_only_torch_numpy_and_scipy(tmp_path):
         assert 0 < case["tokens_s"] <= case["first_audible_s"] <= case["total_s"]
     assert eager["throughput"]["2"]["variations_per_s"] > 0
     assert report["targets"]["graph"] == {"skipped": "CUDA graphs need a CUDA device"}
-    assert report["codec"]["samples_out"] == int(0.02 * 60 * 44100)
+    assert report["codec"]["samples_out"] == int(0.01 * 60 * 44100)
     assert report["first_job"]["first_job_s"] > 0 and report["first_job"]["load_s"] > 0
 
 

@@ -362,7 +362,8 @@ def decode_step(model, state: DecodeState, step, options: SamplingOptions, sampl
     n_masked = masked.sum(dim=1)  # (B,)
     logits = model.cell_logits(model.hidden(z)).flatten(0, 2)  # (B * n_cells, vocab) float32
     last_draw = noise.shape[1] - 1
-    index = (state.offset[:, None] + masked.cumsum(dim=1) - 1).clamp(0, last_draw)  # (B, n_cells)
+    rank = masked.cumsum(dim=1, dtype=torch.int32) - 1  # among the item's masked cells (int32: MPS)
+    index = (state.offset[:, None] + rank).clamp(0, last_draw)  # (B, n_cells)
     uniform = noise.gather(1, index).flatten()
     if not (z.device.type != "cpu" if static is None else static):
         rows = masked.flatten().nonzero(as_tuple=True)[0]
