@@ -69,8 +69,8 @@ class Interface:
         """`precision` "bf16" runs the transformers' projections and attention in bf16 (CUDA, or a
         CPU with AVX512_BF16 / AMX), after a check that their logits agree with float32
         (`bridge.engine.precision`; the reports are in `precision_reports`); "fp32", the default,
-        is the reference's arithmetic. `compile` runs the transformers' layer stacks through `torch.compile` (None: on when the
-        environment sets VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation,
+        is the reference's arithmetic. `compile` runs the transformers' layer stacks through
+        `torch.compile` (None: on when the environment sets VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation,
         activation and bf16 casts around the matrix products; it costs tens of seconds per new
         (batch, length) shape, and on a CPU it is slower than the eager oneDNN path (measured)."""
         if codec_ckpt is None:
