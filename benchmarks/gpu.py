@@ -16,8 +16,10 @@ says so in the table; partial results are written after every section.
 2. Targets, each with the eager step, the compiled step (torch.compile) and the CUDA-graph
    step (`bridge.engine.graphs`): 10 s x 4 variations and x 1, 36 coarse + 2 c2f steps + decode,
    end to end; the time to the first decoded variation of a 4-variation job; bounce throughput
-   (variations per second over batch sizes); peak memory. Then the codec on a 10-minute file, and
-   the first job after start (a fresh process: import, load from files, warm-up, first result).
+   (variations per second over batch sizes); peak memory. Then the codec on a 10-minute file, the
+   first job after start (a fresh process: import, load from files, warm-up, first result), and
+   one layer's attention with the T5 bias in bf16: SDPA with an additive mask against
+   FlexAttention with the bias as a score modification (CUDA only).
 """
 
 import argparse
@@ -269,6 +271,33 @@ def first_job_child(spec: dict):
                                   "first_job_s": round(done - loaded, 2), "in_process_s": round(done - start, 2)}))
 
 
+def attention_case(device, batch: int = 4, frames: int = 575, repeats: int = 20) -> dict:
+    """Full-size attention with the T5 bias in bf16: SDPA with an additive mask against
+    FlexAttention with the bias as a score modification (compiled), on one layer's shapes."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    g = torch.Generator(device=device).manual_seed(0)
+    heads, d_head = 20, 64
+    q, k, v = (torch.randn(batch, heads, frames, d_head, generator=g, device=device, dtype=torch.bfloat16)
+               for _ in range(3))
+    bias = torch.randn(1, heads, frames, frames, generator=g, device=device, dtype=torch.bfloat16)
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + bias[0, h, q_idx, kv_idx]
+
+    flex = torch.compile(flex_attention, dynamic=False)
+    runs = {"sdpa": lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias),
+            "flex": lambda: flex(q, k, v, score_mod=score_mod)}
+    row = {"shape": [batch, heads, frames, d_head], "dtype": "bf16"}
+    outs = {}
+    for name, fn in runs.items():
+        outs[name] = fn()  # warm-up (flex: compiles)
+        times = [timed(device, fn)[0] for _ in range(repeats)]
+        row[f"{name}_ms"] = round(1000 * statistics.median(times), 3)
+    row["max_abs_diff"] = float((outs["sdpa"].float() - outs["flex"].float()).abs().max())
+    return row
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -322,6 +351,8 @@ def table(report: dict) -> str:
     job = report.get("first_job")
     if job:
         lines.append(f"First job after start: {job}")
+    if report.get("attention"):
+        lines.append(f"Attention with the T5 bias, bf16 (SDPA against FlexAttention): {report['attention']}")
     return "\n".join(lines)
 
 
@@ -391,6 +422,16 @@ def main(argv=None):
             report["first_job"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     else:
         report["first_job"] = {"skipped": "time budget"}
+    save()
+    if device.type != "cuda":
+        report["attention"] = {"skipped": "FlexAttention is measured on CUDA only"}
+    elif budget.left() > 90:
+        try:
+            report["attention"] = attention_case(device)
+        except Exception as e:
+            report["attention"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    else:
+        report["attention"] = {"skipped": "time budget"}
     save()
     print(table(report), flush=True)  # in case the compiled variant outlives the 8 minutes
     run_targets(("compiled",))  # last: compiling takes minutes, and may not finish in the budget

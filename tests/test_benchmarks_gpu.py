@@ -62,6 +62,7 @@ def test_gpu_check_runs_on_the_cpu_with_only_torch_numpy_and_scipy(tmp_path):
     assert report["targets"]["graph"] == {"skipped": "CUDA graphs need a CUDA device"}
     assert report["codec"]["samples_out"] == int(0.01 * 60 * 44100)
     assert report["first_job"]["first_job_s"] > 0 and report["first_job"]["load_s"] > 0
+    assert report["attention"] == {"skipped": "FlexAttention is measured on CUDA only"}
 
 
 def test_gpu_check_asks_for_its_output_folder():
