@@ -114,7 +114,7 @@ def random_model(cls, config, generator):
     return _randomise(model.to_empty(device="cpu"), generator).eval()
 
 
-def build_interface(size: str, device, seed: int = 0):
+def build_interface(size: str, device, seed: int = 0, precision: str = "fp32"):
     """An `Interface` on random weights, set up as `Interface.__init__` does after loading files."""
     import torch
 
@@ -129,7 +129,7 @@ def build_interface(size: str, device, seed: int = 0):
     coarse = random_model(VampNetTransformer, coarse_config, generator)
     c2f = random_model(VampNetTransformer, c2f_config, generator)
     # compile: None reads VAMPBRIDGE_COMPILE (set by --compile)
-    return Interface.from_modules(codec, coarse, c2f, device=device)
+    return Interface.from_modules(codec, coarse, c2f, device=device, precision=precision)
 
 
 def _sync(device):
@@ -143,11 +143,11 @@ def _sync(device):
 
 
 def measure_vamp(size: str, duration_s: float, variations: int, steps: int, c2f_steps: int,
-                 device, repeats: int, long_s: float) -> dict:
+                 device, repeats: int, long_s: float, precision: str = "fp32") -> dict:
     """Coarse vamp + coarse-to-fine + decode of a `duration_s` clip at `variations` variations."""
     import torch
 
-    interface = build_interface(size, device)
+    interface = build_interface(size, device, precision=precision)
     frames = interface.s2t(duration_s)
     generator = torch.Generator().manual_seed(1)
     codes = torch.randint(0, interface.codec.codebook_size, (1, interface.codec.n_codebooks, frames),
@@ -188,7 +188,7 @@ def measure_vamp(size: str, duration_s: float, variations: int, steps: int, c2f_
     generated = variations * frames * interface.codec.n_codebooks
     return {
         "size": size, "duration_s": duration_s, "frames": frames, "variations": variations,
-        "coarse_steps": steps, "c2f_steps": c2f_steps, "repeats": len(runs),
+        "precision": precision, "agreement": interface.precision_reports or None, "coarse_steps": steps, "c2f_steps": c2f_steps, "repeats": len(runs),
         **{key: round(value, 3) for key, value in med.items()},
         "s_per_variation": round(med["total_s"] / variations, 3),
         "tokens_per_s": round(generated / (med["coarse_s"] + med["c2f_s"]), 1),
@@ -196,11 +196,12 @@ def measure_vamp(size: str, duration_s: float, variations: int, steps: int, c2f_
     }
 
 
-def measure_step(batch: int, duration_s: float, steps: int, device, repeats: int) -> dict:
+def measure_step(batch: int, duration_s: float, steps: int, device, repeats: int, precision: str = "fp32") -> dict:
     """Seconds per coarse sampling step: full-size coarse model, `batch` rows of a `duration_s` clip."""
     import torch
 
     from bridge.engine.codec import CodecConfig
+    from bridge.engine.precision import use_bf16
     from bridge.engine.prompts import MaskRecipe
     from bridge.engine.random_weights import model_configs
     from bridge.engine.sampler import SamplingOptions, generate
@@ -217,14 +218,13 @@ def measure_step(batch: int, duration_s: float, steps: int, device, repeats: int
     shape = (batch, coarse_config.n_codebooks, frames)
     codes = torch.randint(0, codec_config.codebook_size, shape, generator=generator).to(device)
     mask = MaskRecipe(**MASK_PROMPT).build(shape, torch.Generator().manual_seed(0)).to(device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+    agreement = use_bf16(model) if precision == "bf16" else None
 
     def run(n_steps):  # -> (wall seconds, process CPU seconds) per step
         gens = [torch.Generator(device=device).manual_seed(k) for k in range(batch)]
         _sync(device)
         cpu, start = _cpu_s(), time.perf_counter()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode():
             generate(model, codes, mask, SamplingOptions(sampling_steps=n_steps), gens)
         _sync(device)
         return (time.perf_counter() - start) / n_steps, (_cpu_s() - cpu) / n_steps
@@ -239,7 +239,8 @@ def measure_step(batch: int, duration_s: float, steps: int, device, repeats: int
             "s_per_step_per_variation": round(median / batch, 3),
             # CPU seconds of all threads: less sensitive to other load on the machine than wall time
             "cpu_s_per_step": round(statistics.median(cpu for _, cpu in runs), 3),
-            "masked_fraction": round(float(mask.float().mean()), 3)}
+            "masked_fraction": round(float(mask.float().mean()), 3), "precision": precision,
+            "agreement": agreement}
 
 
 def measure_codec(minutes: float, device) -> dict:
@@ -317,7 +318,6 @@ def machine_info(device: str, threads: int) -> dict:
             "threads": threads or torch.get_num_threads(), "onednn_linear": _onednn_linear_used()}
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-        info["autocast"] = "bf16"
     try:
         info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
@@ -386,6 +386,8 @@ def parse_args(argv=None):
     p.add_argument("--codec-minutes", type=float, default=10.0, help="length of the codec test (0: skip)")
     p.add_argument("--timeout-s", type=float, default=7200.0, help="per case")
     p.add_argument("--out", type=Path, default=None, help="results file (default: results/engine-<device>.json)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="of the transformers' projections (bf16: CUDA, or a CPU with AVX512_BF16 / AMX)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the transformers (VAMPBRIDGE_COMPILE=1); the warm-up run compiles")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -410,21 +412,21 @@ def main(argv=None):
                                                                      for k, v in vars(args).items() if k != "child"},
               "vamp": [], "step": [], "codec": None}
     print(f"engine benchmark on {device} ({report['machine']['cpu']}, {report['machine']['threads']} threads"
-          f"{', ' + report['machine']['gpu'] + ', bf16 autocast' if 'gpu' in report['machine'] else ''})")
+          f"{', ' + report['machine']['gpu'] if 'gpu' in report['machine'] else ''}, precision {args.precision})")
 
     for size in args.sizes:
         for duration_s in args.durations:
             for variations in args.variations:
                 row = run_child("vamp", device, threads, args.timeout_s, size=size, duration_s=duration_s,
                                 variations=variations, steps=steps, c2f_steps=args.c2f_steps,
-                                repeats=args.repeats, long_s=args.long_s)
+                                repeats=args.repeats, long_s=args.long_s, precision=args.precision)
                 report["vamp"].append(row)
                 print(f"  {size} {duration_s:g} s x{variations}: "
                       + (row["error"] if "error" in row else f"{row['total_s']} s total, "
                          f"{row['s_per_variation']} s/variation, peak +{row['memory']['extra_mb']} MB"), flush=True)
     for batch in args.step_batches:
         row = run_child("step", device, threads, args.timeout_s, batch=batch, duration_s=10.0,
-                        steps=args.step_steps, repeats=args.repeats)
+                        steps=args.step_steps, repeats=args.repeats, precision=args.precision)
         report["step"].append(row)
         print(f"  step cost, batch {batch}: " + (row["error"] if "error" in row else f"{row['s_per_step']} s/step"),
               flush=True)

@@ -46,6 +46,9 @@ def add_model_options(p):
     p.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
                    help="also load VST3/AU plugins from FOLDER (repeatable); by default only the "
                         "platform's standard plugin folders")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="the transformers' arithmetic: bf16 (CUDA, or a CPU with AVX512_BF16/AMX; checked "
+                        "against fp32 at load) or fp32, the reference's (default auto: bf16 on CUDA, fp32 elsewhere)")
 
 
 def request_from_args(args, source_path, **overrides):
@@ -116,7 +119,8 @@ def make_pipeline(args):
 
     # Resolved now, so the note about the bundled untrained weights comes before any progress bar.
     model_dir = resolve_model_dir(getattr(args, "model", None))
-    return Pipeline(model_dir=model_dir, device=device, finetune=getattr(args, "finetune", None))
+    return Pipeline(model_dir=model_dir, device=device, finetune=getattr(args, "finetune", None),
+                    precision=getattr(args, "precision", "auto"))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -250,7 +254,7 @@ def cmd_serve(args):
         raise CliError(str(e)) from None
     return serve(host=args.host, port=args.port, token=token, model_dir=args.model, device=args.device,
                  data_dir=args.data_dir, keep_days=args.keep_days, finetune=args.finetune,
-                 plugin_dirs=args.plugin_dir) or 0
+                 plugin_dirs=args.plugin_dir, precision=args.precision) or 0
 
 
 def _require_extra(module, extra):
@@ -265,6 +269,8 @@ def _require_extra(module, extra):
 
 
 def cmd_gui(args):
+    if args.precision != "auto":
+        raise CliError("--precision applies to vamp, bounce, study and serve; the companion runs with auto")
     from gui.app import main as gui_main
 
     return gui_main(args.file, model_dir=args.model, device=args.device, finetune=args.finetune) or 0

@@ -11,8 +11,6 @@ gate 10 LU below the loudness of the blocks that passed the absolute gate.
 import math
 
 import numpy as np
-from pedalboard import Resample
-from pedalboard.io import StreamResampler
 from scipy import signal
 
 
@@ -45,7 +43,7 @@ _SURROUND_WEIGHT = 1.41  # channels 4 and 5 (Ls, Rs) of a 5+ channel signal
 
 # Quality of `resample`: 128-tap windowed sinc. Aliasing of a tone just above the new Nyquist
 # is about -59 dB (the 32-tap default gives about -39 dB), at roughly four times the cost.
-RESAMPLE_QUALITY = Resample.Quality.WindowedSinc128
+RESAMPLE_QUALITY = "WindowedSinc128"  # a pedalboard Resample.Quality
 
 
 # --- checks and shape helpers --------------------------------------------------------------
@@ -326,8 +324,13 @@ def resample(audio, from_rate, to_rate):
     n_out = int(round(audio.shape[1] * to_rate / from_rate))
     if audio.shape[1] == 0:
         return np.zeros((audio.shape[0], 0), np.float32)
+    # imported here: the engine imports this module and must run where only torch, numpy and
+    # scipy are installed (a bare GPU machine, benchmarks/gpu.sh)
+    from pedalboard import Resample
+    from pedalboard.io import StreamResampler
+
     resampler = StreamResampler(
-        float(from_rate), float(to_rate), audio.shape[0], RESAMPLE_QUALITY
+        float(from_rate), float(to_rate), audio.shape[0], getattr(Resample.Quality, RESAMPLE_QUALITY)
     )
     body = resampler.process(np.ascontiguousarray(audio, dtype=np.float32))
     rest = resampler.process()  # flush: the samples still inside the filter

@@ -32,7 +32,7 @@ from . import __version__
 from .atomic import atomic_file
 from .audio import read_region, sha256_file, write_wav
 from .dsp import resample
-from .engine import TOKENS_REVISION, Interface
+from .engine import TOKENS_REVISION, Interface, pick_device
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .output_folder import OutputFolder
@@ -123,16 +123,17 @@ def _canonical(value) -> str:
 
 
 def fingerprints(request: VampRequest, recipe: MaskRecipe, options, c2f_steps: int, chain, *, source_sha: str,
-                 seed: int, model_files: dict) -> tuple[str, str]:
+                 seed: int, model_files: dict, precision: str) -> tuple[str, str]:
     """(tokens, output): hashes of everything that determines a variation's tokens, and its
     file. `model_files` is the model set's {name: {"sha256": ...}} (a recipe's `models.files`),
-    so the relay and the Ray bounce name a variation made elsewhere as a local run would."""
+    so the relay and the Ray bounce name a variation made elsewhere as a local run would;
+    `precision` the transformers' arithmetic ("fp32", "bf16"), which changes tokens."""
     tokens = {
         "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
         "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
         "per_channel": request.per_channel,
         "models": {k: v["sha256"] for k, v in model_files.items()},
-        "engine": TOKENS_REVISION,
+        "engine": TOKENS_REVISION, "precision": precision,
     }
     output = {"tokens": tokens, "sample_rate": request.sample_rate, "channels": request.channels,
               "fx": chain.to_dict(), "bit_depth": request.bit_depth}
@@ -159,17 +160,25 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
-    def __init__(self, model_dir=None, device=None, finetune: str | None = None,
+    def __init__(self, model_dir=None, device=None, finetune: str | None = None, precision: str = "auto",
                  variations_per_batch: int | None = None):
+        """`precision`: the transformers' arithmetic, "fp32", "bf16" or "auto" (bf16 on CUDA,
+        fp32 elsewhere; see `Interface`). It is part of every token fingerprint."""
         self.variations_per_batch = variations_per_batch  # None: 1 on the CPU, all on an accelerator
         self._model_dir_arg = model_dir
         self._device_arg = device
+        self._precision_arg = precision
         self._finetune = finetune
         self._interface = None
         self._model_info = None
         self._lock = threading.Lock()
 
     # --- models ------------------------------------------------------------------------------
+
+    def _precision(self) -> str:
+        if self._precision_arg != "auto":
+            return self._precision_arg
+        return "bf16" if pick_device(self._device_arg).type == "cuda" else "fp32"
 
     @property
     def interface(self) -> Interface:
@@ -186,6 +195,7 @@ class Pipeline:
                 files.update({f"loras/{self._finetune}/{name}": path for name, path in lora.items()})
             self._interface = Interface(coarse_ckpt=files["coarse.pth"], coarse2fine_ckpt=files["c2f.pth"],
                                         codec_ckpt=files["codec.pth"], device=self._device_arg,
+                                        precision=self._precision(),
                                         coarse_lora_ckpt=lora.get("coarse.pth"),
                                         coarse2fine_lora_ckpt=lora.get("c2f.pth"))
             self._model_info = {
@@ -203,6 +213,7 @@ class Pipeline:
         return {
             "engine_version": __version__,
             "device": str(interface.device),
+            "precision": interface.precision,
             "models": [Path(self._model_info["dir"]).name],
             "model_dir": self._model_info["dir"],
             "presets": {"mask": sorted(PRESETS), "fx": sorted(fx_presets())},
@@ -279,7 +290,8 @@ class Pipeline:
         for k in indices:
             token_fingerprint, fingerprint = fingerprints(request, recipe, options, c2f_steps, chain,
                                                           source_sha=source_sha, seed=seeds[k],
-                                                          model_files=self._model_info["files"])
+                                                          model_files=self._model_info["files"],
+                                                          precision=interface.precision)
             stem = variation_stem(request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(folder.path / f"{stem}.wav"), str(folder.path / f"{stem}.json"),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
@@ -414,6 +426,7 @@ class Pipeline:
                       "sample_rate": source_rate, "channels": source_shape[0], "n_samples": source_shape[1]},
             "models": self._model_info,
             "device": str(self.interface.device),
+            "precision": self.interface.precision,
             "mask": recipe.to_json(),
             "sampling": {**options.to_dict(), "c2f_sampling_steps": c2f_steps},
             "fx": chain.to_dict(),

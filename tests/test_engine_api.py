@@ -302,7 +302,7 @@ def test_load_state_dict_rebuilds_the_inference_tables(tiny_models, tmp_path):
                                         device="cpu")
     fresh.coarse.load_state_dict(other.coarse.state_dict())  # one model alone
     with torch.inference_mode():
-        torch.testing.assert_close(fresh.coarse.logits_at(fresh.coarse.hidden(z[:, :4]), *[torch.tensor([0, 0])] * 3),
+        torch.testing.assert_close(fresh.coarse.cell_logits(fresh.coarse.hidden(z[:, :4]))[0, 0, [0, 0]],
                                    coarse_logits[0, :, [0, 0]].T)
 
 

@@ -1,7 +1,9 @@
 """Specification of bridge.engine.sampler: iterative parallel decoding with per-item generators."""
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -294,12 +296,42 @@ def test_top_p_keeps_the_smallest_nucleus_over_p():
 
 @pytest.mark.parametrize("field,value", [
     ("sampling_steps", 0), ("sampling_steps", 2.5), ("temperature", -0.1), ("temperature", float("nan")),
-    ("top_k", 0), ("top_p", 0.0), ("top_p", 1.5), ("typical_mass", 0.0), ("typical_mass", 2.0),
+    ("top_k", 0), ("top_k", 40.5), ("top_k", "40"), ("top_k", True), ("top_p", -0.1), ("top_p", 1.5),
+    ("temperature", "1.0"), ("typical_filtering", "yes"), ("typical_min_tokens", np.float64(6.2)), ("typical_mass", 0.0), ("typical_mass", 2.0),
     ("typical_min_tokens", 0), ("mask_temperature", -1.0), ("mask_temperature", float("inf")),
 ])
 def test_sampling_options_reject_bad_values_naming_the_option(field, value):
     with pytest.raises(ValueError, match=f"sampling option {field}="):
         SamplingOptions(**{field: value})
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("sampling_steps", np.int64(24), 24), ("sampling_steps", 24.0, 24), ("top_k", 40.0, 40),
+    ("top_k", np.int32(40), 40), ("typical_min_tokens", np.float32(64.0), 64), ("temperature", np.float32(0.5), 0.5),
+    ("temperature", 1, 1.0), ("top_p", np.float64(0.9), 0.9), ("typical_filtering", np.bool_(False), False),
+])
+def test_sampling_options_accept_whole_numbers_of_any_numeric_type(field, value, expected):
+    """Sliders send 40.0, numpy code sends np.int64: both mean the whole number, stored as a plain
+    Python value so recipes and fingerprints serialise the same whatever the caller's types."""
+    options = SamplingOptions(**{field: value})
+    got = getattr(options, field)
+    assert got == expected and type(got) is type(expected)
+    assert json.loads(json.dumps(options.to_dict()))[field] == expected
+
+
+def test_top_k_given_as_a_whole_float_samples_like_the_integer(tiny_interface):
+    codes, mask = grid(1, 4, 16, seed=12)
+    as_int = run(tiny_interface.coarse, codes, mask, seeds=(3,), sampling_steps=2, top_k=40)
+    as_float = run(tiny_interface.coarse, codes, mask, seeds=(3,), sampling_steps=2, top_k=40.0)
+    assert torch.equal(as_int, as_float)
+
+
+def test_top_p_zero_keeps_only_the_most_likely_token_like_the_reference():
+    logits = torch.randn(300, 1024, generator=torch.Generator().manual_seed(6))
+    u = torch.rand(300, generator=torch.Generator().manual_seed(7))
+    tokens, probs = sample_tokens(logits, SamplingOptions(top_p=0.0, typical_filtering=False), True, u)
+    assert torch.equal(tokens, logits.argmax(dim=-1))
+    torch.testing.assert_close(probs, torch.ones(300))
 
 
 def test_sampling_options_reject_unknown_names():
@@ -327,3 +359,82 @@ def test_conditioning_codebooks_are_never_changed_by_the_c2f_model(tiny_interfac
     via_interface = tiny_interface.coarse_to_fine(codes, seeds=[1, 2])
     assert torch.equal(via_interface[:, :4], codes[:, :4])
     assert not (via_interface == MASK).any()
+
+
+# --- the shape-static step ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(sample_cutoff=-1.0, mask_temperature=0.0), dict(top_k=40), dict(top_p=0.8, typical_filtering=False),
+    dict(temperature=0.7, typical_mass=0.5, typical_min_tokens=4), dict(sample_cutoff=0.5), dict(temperature=0.0),
+])
+def test_static_step_gives_the_tokens_of_the_cpu_step(tiny_interface, options):
+    """The step a GPU runs (every cell, no data-dependent shapes: what MPS and CUDA graphs need)
+    gives the same tokens as the CPU's masked-cells-only step, and the same cut-offs."""
+    from functools import partial
+
+    from bridge.engine.sampler import decode_step
+
+    for model, (B, C, T) in ((tiny_interface.coarse, (2, 4, 33)), (tiny_interface.c2f, (2, 14, 12))):
+        codes, mask = grid(B, C, T, seed=13)
+        traces = Trace(), Trace()
+        with torch.inference_mode():
+            compact = generate(model, codes, mask, SamplingOptions(sampling_steps=5, **options), gens(1, 2),
+                               trace=traces[0])
+            static = generate(model, codes, mask, SamplingOptions(sampling_steps=5, **options), gens(1, 2),
+                              trace=traces[1], step_fn=partial(decode_step, static=True))
+        assert torch.equal(compact, static)
+        assert [s["cut_off"] for s in traces[0].steps] == [s["cut_off"] for s in traces[1].steps]
+
+
+def test_typical_filter_static_and_row_selecting_forms_keep_the_same_tokens():
+    rows = torch.cat([torch.randn(50, 1024, generator=torch.Generator().manual_seed(9)) * spread
+                      for spread in (0.1, 1.0, 4.0, 12.0)])
+    rows[:3] = peaked_row()  # ties among the 1022 equal logits: the same tied tokens must be picked
+    for mass, min_tokens in ((0.15, 64), (0.5, 8), (0.9, 1)):
+        assert torch.equal(typical_filter(rows, mass, min_tokens, static=True),
+                           typical_filter(rows, mass, min_tokens, static=False))
+
+
+def test_all_draws_of_a_call_up_front_equal_drawing_step_by_step():
+    """The reference draws rand(n) then uniform_(1e-20, 1) of n per step; one CPU rand(N) holds
+    the same numbers in that order, which is what keeps the tokens of the step-by-step sampler."""
+    g = torch.Generator().manual_seed(3)
+    step_by_step = []
+    for n in (40, 17, 1, 0, 9):
+        step_by_step += [torch.rand(n, generator=g), torch.empty(n).uniform_(1e-20, 1.0, generator=g)]
+    up_front = torch.rand(200, generator=torch.Generator().manual_seed(3))[:sum(map(len, step_by_step))]
+    assert torch.equal(torch.cat(step_by_step)[:40], up_front[:40])
+    offset = 0
+    for k, part in enumerate(step_by_step):
+        expected = up_front[offset:offset + len(part)]
+        assert torch.equal(part, expected.clamp(min=1e-20) if k % 2 else expected)
+        offset += len(part)
+
+
+def test_a_step_needs_no_kthvalue_nonzero_or_host_reads(tiny_interface, monkeypatch):
+    """What Apple MPS lacks (kthvalue) and what stalls a GPU queue (nonzero, .item(), .tolist(),
+    bincount) is not used by the static step: with them all made to fail, the steps still run."""
+    from functools import partial
+
+    from bridge.engine.sampler import decode_step, start_state
+
+    codes, mask = grid(2, 4, 20, seed=14)
+    with torch.inference_mode():
+        expected = generate(tiny_interface.coarse, codes, mask, SamplingOptions(sampling_steps=3), gens(4, 5))
+        state = start_state(tiny_interface.coarse, codes, mask, SamplingOptions(sampling_steps=3), gens(4, 5))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a host read or an operation MPS lacks was used")
+
+    for name in ("kthvalue", "nonzero", "bincount", "searchsorted"):
+        monkeypatch.setattr(torch, name, forbidden)
+        monkeypatch.setattr(torch.Tensor, name, forbidden, raising=False)
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    with torch.inference_mode():
+        for step in range(3):
+            index = torch.tensor(step)  # as a captured step gets it: a tensor on the device
+            decode_step(tiny_interface.coarse, state, index, SamplingOptions(sampling_steps=3), True, static=True)
+    monkeypatch.undo()
+    assert torch.equal(state.z, expected)

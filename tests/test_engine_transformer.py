@@ -154,17 +154,26 @@ def test_forward_equals_the_spec_written_out_plainly(tiny_interface, n_codebooks
     torch.testing.assert_close(got.double(), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_logits_at_picks_the_same_cells_as_the_flat_layout(tiny_interface):
+def test_cell_logits_are_the_flat_layout_regrouped_by_codebook(tiny_interface):
     codebooks = [q.codebook.weight for q in tiny_interface.codec.quantizer.quantizers]
     model = random_model(14, 4, seed=7).prepare(codebooks)
     codes = random_codes(2, 14, 11, seed=7)
-    expected = spec_logits(model, codebooks, codes)  # (B, vocab, T * 10)
-    cells = [(0, 0, 0), (1, 9, 10), (0, 3, 7), (1, 0, 4), (0, 9, 0)]  # (batch, predicted codebook, time)
-    b, c, t = (torch.tensor(v) for v in zip(*cells))
+    expected = spec_logits(model, codebooks, codes)  # (B, vocab, T * 10), flat t * 10 + c
     with torch.inference_mode():
-        got = model.logits_at(model.hidden(codes), b, c, t)  # (N, vocab)
-    for row, (bi, ci, ti) in enumerate(cells):
-        torch.testing.assert_close(got[row].double(), expected[bi, :, ti * 10 + ci], atol=1e-4, rtol=1e-4)
+        got = model.cell_logits(model.hidden(codes))  # (B, 10, T, vocab)
+    assert got.shape == (2, 10, 11, 1024) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected.view(2, 1024, 11, 10).permute(0, 3, 2, 1),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_cell_logits_of_a_batch_row_equal_the_single_row(tiny_interface):
+    codebooks = [q.codebook.weight for q in tiny_interface.codec.quantizer.quantizers]
+    model = random_model(14, 4, seed=8).prepare(codebooks)
+    codes = random_codes(3, 14, 40, seed=8)
+    with torch.inference_mode():
+        batch = model.cell_logits(model.hidden(codes))
+        for k in range(3):
+            assert torch.equal(batch[k:k + 1], model.cell_logits(model.hidden(codes[k:k + 1])))
 
 
 def test_mask_vector_and_conditioning_codes_both_reach_the_logits(tiny_interface):

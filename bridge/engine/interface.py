@@ -24,8 +24,10 @@ from .checkpoint import check_compatible, load_codec, load_transformer
 from .codec import audio_signal
 from .mask import *  # noqa: F401,F403 - the reference's interface module re-exports its mask functions
 from .model_sets import ModelSetMethods
+from .precision import use_bf16
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
+from .transformer import PRECISIONS
 from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed lived here before seeds.py
 
 LOUDNESS_TARGET_LUFS = -24.0
@@ -70,8 +72,12 @@ class Interface(ModelSetMethods, torch.nn.Module):
 
     def __init__(self, coarse_ckpt=None, coarse_lora_ckpt=None, coarse2fine_ckpt=None, coarse2fine_lora_ckpt=None,
                  codec_ckpt=None, wavebeat_ckpt=None, device=None, coarse_chunk_size_s: float = 10,
-                 coarse2fine_chunk_size_s: float = 3, compile: bool | None = None):
-        """`device` None picks the best available (`pick_device`). `compile` runs the transformers'
+                 coarse2fine_chunk_size_s: float = 3, compile: bool | None = None,
+                 precision: str = "fp32"):
+        """`device` None picks the best available (`pick_device`). `precision` "bf16" runs the
+        transformers' projections and attention in bf16 (CUDA, or a CPU with AVX512_BF16 / AMX),
+        after a check that their logits agree with float32 (`bridge.engine.precision`; the reports
+        are in `precision_reports`); "fp32", the default, is the reference's arithmetic. `compile` runs the transformers'
         layer stacks through `torch.compile` (None: on when the environment sets
         VAMPBRIDGE_COMPILE=1). Meant for CUDA, where it fuses the normalisation, activation and
         bf16 casts around the matrix products; it costs tens of seconds per new (batch, length)
@@ -84,16 +90,21 @@ class Interface(ModelSetMethods, torch.nn.Module):
         coarse = load_transformer(coarse_ckpt, coarse_lora_ckpt)
         c2f = load_transformer(coarse2fine_ckpt, coarse2fine_lora_ckpt) if coarse2fine_ckpt else None
         self._setup(codec, coarse, c2f, device=device, compile=compile, coarse_chunk_size_s=coarse_chunk_size_s,
-                    coarse2fine_chunk_size_s=coarse2fine_chunk_size_s)
+                    coarse2fine_chunk_size_s=coarse2fine_chunk_size_s, precision=precision)
         self.codec_path = Path(codec_ckpt)
         self.coarse_path = Path(coarse_ckpt)
         self.c2f_path = Path(coarse2fine_ckpt) if coarse2fine_ckpt else None
         self._lora_paths = {"coarse": coarse_lora_ckpt, "c2f": coarse2fine_lora_ckpt}
 
     def _setup(self, codec, coarse, c2f, device=None, compile=None, coarse_chunk_size_s: float = 10,
-               coarse2fine_chunk_size_s: float = 3):
+               coarse2fine_chunk_size_s: float = 3, precision: str = "fp32"):
         torch.nn.Module.__init__(self)
         self.device = pick_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.precision = precision
+        self.precision_reports = {}  # per model name: the bf16 agreement check (precision "bf16")
+        self.step_fn = None  # a stand-in for the sampler's decode_step (bridge.engine.graphs), or None
         self.compile_layers = (os.environ.get("VAMPBRIDGE_COMPILE", "") == "1" if compile is None
                                else bool(compile))
         self.loudness = LOUDNESS_TARGET_LUFS  # what `_preprocess` normalises to, as in the reference
@@ -108,9 +119,9 @@ class Interface(ModelSetMethods, torch.nn.Module):
         self.beat_tracker = None
         self.codec_path = self.coarse_path = self.c2f_path = None
         self._lora_paths = {"coarse": None, "c2f": None}
-        for model in (self.coarse, self.c2f):
+        for name, model in (("coarse", self.coarse), ("c2f", self.c2f)):
             if model is not None:
-                self._ready(model)
+                self._ready(model, name)
         self.to(self.device)
         self.eval()
         self.register_load_state_dict_post_hook(Interface._reprepare_after_loading)
@@ -124,11 +135,12 @@ class Interface(ModelSetMethods, torch.nn.Module):
 
     @classmethod
     def from_modules(cls, codec, coarse, c2f=None, device=None, compile: bool | None = None,
-                     coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3) -> "Interface":
+                     coarse_chunk_size_s: float = 10, coarse2fine_chunk_size_s: float = 3,
+                     precision: str = "fp32") -> "Interface":
         """An Interface around models already in memory (benchmarks, tools), set up as loading does."""
         interface = cls.__new__(cls)
         interface._setup(codec, coarse, c2f, device=device, compile=compile, coarse_chunk_size_s=coarse_chunk_size_s,
-                         coarse2fine_chunk_size_s=coarse2fine_chunk_size_s)
+                         coarse2fine_chunk_size_s=coarse2fine_chunk_size_s, precision=precision)
         return interface
 
     def set_chunk_size(self, chunk_size_s: float):
@@ -147,12 +159,15 @@ class Interface(ModelSetMethods, torch.nn.Module):
             self.device = torch.device(device)
         return self
 
-    def _ready(self, model):
-        """Move a transformer to the device, precompute its tables, compile it if asked."""
+    def _ready(self, model, name: str):
+        """Move a transformer to the device, precompute its tables, set its precision, compile it if asked."""
         model.to(self.device).prepare([q.codebook.weight for q in self.codec.quantizer.quantizers])
+        if self.precision == "bf16":
+            self.precision_reports[name] = use_bf16(model)
         if self.compile_layers:
             model.transformer.compile(dynamic=False)  # one graph per (batch, length); the head stays eager
         return model.eval()
+
     def s2t(self, seconds):
         """Seconds to token frames: ceil(seconds * sample_rate / hop)."""
         if isinstance(seconds, np.ndarray):
@@ -165,12 +180,6 @@ class Interface(ModelSetMethods, torch.nn.Module):
 
     def s2t2s(self, seconds):
         return self.t2s(self.s2t(seconds))
-
-    def _autocast(self):
-        """bf16 on CUDA; full precision elsewhere (CPU bf16 changes results for little gain)."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
 
     # --- audio in and out ---------------------------------------------------------------------
 
@@ -325,8 +334,10 @@ class Interface(ModelSetMethods, torch.nn.Module):
     # --- generation -----------------------------------------------------------------------------
 
     def _generators(self, seeds, stage: str, n_chunks: int):
-        """Row generators in item-major order: one per (variation seed, chunk)."""
-        return [chunk_generator(seed, stage, chunk, self.device) for seed in seeds for chunk in range(n_chunks)]
+        """Row generators in item-major order: one per (variation seed, chunk). CPU generators on
+        every device: the sampler draws up front and moves the draws, so a seed gives the same
+        random numbers everywhere, and devices without generators of their own (MPS) work."""
+        return [chunk_generator(seed, stage, chunk) for seed in seeds for chunk in range(n_chunks)]
 
     def _seeds(self, batch_size: int, seed, seeds):
         if seeds is not None:
@@ -370,8 +381,8 @@ class Interface(ModelSetMethods, torch.nn.Module):
 
                 if trace is not None:
                     trace.label(stage, [(b, i * chunk_len) for b, i in part])
-                with self._autocast():
-                    result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace)
+                result = generate(model, zc, mc, options, gens, on_step=step_done, trace=trace,
+                                  step_fn=self.step_fn)
                 for (b, i), row in zip(part, result):
                     out[b, :, i * chunk_len:i * chunk_len + length] = row
                 done_rows += len(part)

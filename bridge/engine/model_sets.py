@@ -79,7 +79,7 @@ class ModelSetMethods:
         model = load_transformer(path, lora_path)
         check_compatible(self.codec, *((model, self.c2f) if key == "coarse" else (self.coarse, model)))
         model.chunk_size_s = old.chunk_size_s if old is not None else (10.0 if key == "coarse" else 3.0)
-        setattr(self, key, self._ready(model))
+        setattr(self, key, self._ready(model, key))
         setattr(self, f"{key}_path", Path(path))
         self._lora_paths[key] = lora_path
 

@@ -19,8 +19,10 @@ def derive_seed(seed: int, stage: str, chunk: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-def chunk_generator(seed: int, stage: str, chunk: int, device) -> torch.Generator:
-    generator = torch.Generator(device=device)
+def chunk_generator(seed: int, stage: str, chunk: int) -> torch.Generator:
+    """A CPU generator on every device: the sampler draws up front and moves the draws, so a seed
+    gives the same numbers everywhere (and MPS, which has no generators of its own, works)."""
+    generator = torch.Generator()
     generator.manual_seed(derive_seed(seed, stage, chunk))
     return generator
 

@@ -8,8 +8,7 @@ each non-conditioning codebook. Parameter names match the released state dicts.
 Inference shortcuts, each local and commented below: Q/K/V projections fused into one matrix,
 projections through oneDNN on x86 CPUs (`linear`) with the residual added inside the matrix
 product, attention through `scaled_dot_product_attention`, the position bias computed once per
-length, the codebook embedding folded into one table per codebook, and the head evaluated only at
-the (position, codebook) cells the sampler still needs.
+length, and the codebook embedding folded into one table per codebook.
 """
 
 import math
@@ -37,6 +36,8 @@ class TransformerConfig:
     def n_predict_codebooks(self) -> int:
         return self.n_codebooks - self.n_conditioning_codebooks
 
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}  # of the projections (`prepare`)
 
 # Relative position bias (T5, bidirectional): 32 buckets, 16 per direction, max distance 128.
 N_BUCKETS = 32
@@ -82,6 +83,10 @@ def _cpu_autocast_enabled() -> bool:
 def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> (..., d_out)
     """`x @ weight.T`, plus `residual` (same shape as the output) when given.
 
+    bf16 weights (precision "bf16", `VampNetTransformer.prepare`): `x` is rounded to bf16 and the
+    product (float32 accumulation) is bf16, or float32 when added to a float32 `residual`: the
+    residual stream, the norms and the head stay float32.
+
     Float32 on an x86 CPU goes straight to oneDNN: `F.linear` calls MKL's sgemm there, which runs
     a generic code path on AMD processors at about half of oneDNN's speed (benchmarks/README.md).
     The residual is added to the float32 accumulator inside the product, the same rounding as a
@@ -97,6 +102,11 @@ def linear(x, weight, residual=None):  # x (..., d_in), weight (d_out, d_in) -> 
         if residual is None:
             return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
         return _ONEDNN_LINEAR.binary(x, residual, weight, None, "add")
+    if weight.dtype == torch.bfloat16 and x.dtype != weight.dtype:
+        x = x.to(weight.dtype)
+        if _ONEDNN_LINEAR is not None and x.device.type == "cpu" and not torch.compiler.is_compiling():
+            y = _ONEDNN_LINEAR(x, weight, None, "none", [], "")  # AVX512_BF16 / AMX kernels
+            return y if residual is None else residual + y
     y = F.linear(x, weight)
     return y if residual is None else residual + y
 
@@ -158,17 +168,21 @@ class MultiHeadRelativeAttention(nn.Module):
         self.fc = nn.Linear(d, d, bias=False)
         if has_relative_attention_bias:
             self.relative_attention_bias = nn.Embedding(N_BUCKETS, config.n_heads)
-        # fused (3d, d) weight, built by prepare(); a buffer so that .to() moves it with the weights
+        # fused (3d, d) weight and fc's weight in the projections' precision, built by prepare();
+        # buffers, so that .to() moves them with the weights
         self.register_buffer("w_qkv", None, persistent=False)
+        self.register_buffer("w_out", None, persistent=False)
 
-    def prepare(self):
+    def prepare(self, dtype=torch.float32):
         with torch.no_grad():
-            self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight])
+            self.w_qkv = torch.cat([self.w_qs.weight, self.w_ks.weight, self.w_vs.weight]).to(dtype)
+            self.w_out = self.fc.weight.detach().to(dtype)
 
     def forward(self, x, position_bias, residual=None):  # x (B, T, d), position_bias (1, H, T, T)
         """Attention output projected by `fc`, plus `residual` when given (added inside the product)."""
         B, T, d = x.shape
-        if self.w_qkv is not None and not _tracks_gradients(self.w_qs.weight):
+        prepared = self.w_qkv is not None and not _tracks_gradients(self.w_qs.weight)
+        if prepared:
             q, k, v = linear(x, self.w_qkv).split(d, dim=-1)
         else:
             q, k, v = self.w_qs(x), self.w_ks(x), self.w_vs(x)
@@ -176,7 +190,7 @@ class MultiHeadRelativeAttention(nn.Module):
         # (B, H, T, d_head); logits scaled by 1/sqrt(d_head), plus the position bias
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=position_bias.to(q.dtype))
         y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
-        return linear(y, self.fc.weight, residual)
+        return linear(y, self.w_out if prepared else self.fc.weight, residual)
 
 
 class FeedForward(nn.Module):
@@ -187,10 +201,26 @@ class FeedForward(nn.Module):
         d = config.embedding_dim
         self.w_1 = nn.Linear(d, 4 * d, bias=False)
         self.w_2 = nn.Linear(2 * d, d, bias=False)
+        # w_1, w_2 weights in the projections' precision, built by prepare(); buffers so .to() moves them
+        self.register_buffer("w_in", None, persistent=False)
+        self.register_buffer("w_out", None, persistent=False)
+
+    def prepare(self, dtype=torch.float32):
+        with torch.no_grad():
+            self.w_in, self.w_out = self.w_1.weight.detach().to(dtype), self.w_2.weight.detach().to(dtype)
 
     def forward(self, x, residual=None):  # x (B, T, d); `residual` is added inside the last product
-        a, b = linear(x, self.w_1.weight).chunk(2, dim=-1)  # (B, T, 2d) each
-        return linear(a * gelu_tanh(b), self.w_2.weight, residual)
+        prepared = self.w_in is not None and not _tracks_gradients(self.w_1.weight)
+        w_in, w_out = (self.w_in, self.w_out) if prepared else (self.w_1.weight, self.w_2.weight)
+        if w_in.dtype == torch.bfloat16 and _ONEDNN_LINEAR is not None and x.device.type == "cpu":
+            # bf16 on the CPU: GELU and the product inside the two half products (oneDNN post-ops);
+            # in bf16 the elementwise passes would cost as much as the matrix products
+            x = x.to(torch.bfloat16)
+            a_weight, b_weight = w_in.chunk(2)
+            gelu_b = _ONEDNN_LINEAR(x, b_weight, None, "gelu", [], "tanh")
+            return linear(_ONEDNN_LINEAR.binary(x, gelu_b, a_weight, None, "mul"), w_out, residual)
+        a, b = linear(x, w_in).chunk(2, dim=-1)  # (B, T, 2d) each
+        return linear(a * gelu_tanh(b), w_out, residual)
 
 
 def _tracks_gradients(parameter) -> bool:
@@ -253,8 +283,8 @@ def _reprepare_after_loading(module, incompatible_keys):
 class VampNetTransformer(nn.Module):
     """The model. Two doors into the same modules:
 
-    - the engine's: `hidden(codes)` and `logits_at(...)` (the head only where the sampler needs
-      it), on tables precomputed by `prepare(codec_codebooks)`;
+    - the engine's: `hidden(codes)` and `cell_logits(hidden)` (the head at every cell, a static
+      shape for the sampler's step), on tables precomputed by `prepare(codec_codebooks)`;
     - the reference's: `forward(latents)` (or codes) -> logits (B, vocab, T * n_predict),
       `embedding.from_codes(codes, codec)`, `generate(codec=..., start_tokens=..., mask=...)`,
       `to_signal(z, codec)` / `decode(z, codec)`.
@@ -281,6 +311,7 @@ class VampNetTransformer(nn.Module):
         self.register_buffer("_head_weight", None, persistent=False)  # (n_predict, vocab, d), codebook-major
         self.register_buffer("_head_bias", None, persistent=False)  # (n_predict, vocab)
         self._bias_cache = {}  # length -> (1, H, T, T); emptied by _apply (every .to())
+        self.precision = "fp32"
         self.register_load_state_dict_post_hook(_reprepare_after_loading)
 
     @property
@@ -292,8 +323,9 @@ class VampNetTransformer(nn.Module):
         self._bias_cache = {}  # rebuilt lazily on the new device / dtype
         return super()._apply(fn, *args, **kwargs)
 
-    def prepare(self, codec_codebooks):
-        """Precompute everything inference reuses. `codec_codebooks`: n_codebooks (vocab, latent) tensors."""
+    def prepare(self, codec_codebooks, precision: str = "fp32"):
+        """Precompute everything inference reuses. `codec_codebooks`: n_codebooks (vocab, latent) tensors;
+        `precision`: see `set_precision`."""
         if len(codec_codebooks) < self.n_codebooks:
             raise ValueError(
                 f"the codec has {len(codec_codebooks)} codebooks but this transformer embeds "
@@ -303,8 +335,7 @@ class VampNetTransformer(nn.Module):
             device = self.embedding.out_proj.weight.device
             self._codec_codebooks = torch.stack(list(codec_codebooks[:self.n_codebooks])).to(device)
             self._embedding_tables = self.embedding.tables(self._codec_codebooks)
-            for layer in self.transformer.layers:
-                layer.self_attn.prepare()
+            self.set_precision(precision)
             head = self.classifier.layers[0]
             n_p, vocab = self.n_predict_codebooks, self.vocab_size
             # channel = v * n_p + c  ->  (c, v): regroup so each codebook's rows are contiguous
@@ -316,6 +347,21 @@ class VampNetTransformer(nn.Module):
     def _bias_from_table(self, table, length: int):  # (32, H) -> (1, H, T, T)
         buckets = relative_position_buckets(length).to(table.device)
         return table[buckets].permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    def set_precision(self, precision: str):
+        """"bf16": the projections (QKV, attention output, feed-forward) hold bf16 copies of their
+        weights and run in bf16, attention too (on their bf16 outputs); the residual stream, the
+        norms, the embedding and the head stay float32. "fp32": everything float32."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        for layer in self.transformer.layers:
+            layer.self_attn.prepare(PRECISIONS[precision])
+            layer.feed_forward.prepare(PRECISIONS[precision])
+        for norm in self.transformer.modules():
+            if isinstance(norm, RMSNorm):  # bit-exact (the reference's arithmetic) in fp32 only
+                norm.exact = precision == "fp32"
+        self.precision = precision
+        return self
 
     def position_bias(self, length: int) -> torch.Tensor:  # -> (1, H, T, T)
         """The relative-position bias for a sequence length, computed once and cached.
@@ -349,17 +395,26 @@ class VampNetTransformer(nn.Module):
     def hidden(self, codes):  # (B, C, T) -> (B, T, d)
         """Everything up to the head: the transformer's final normalised activations."""
         x = self.embed(codes)
-        return self.transformer(x, self.position_bias(codes.shape[-1]))
+        bias = self.position_bias(codes.shape[-1])
+        return self.transformer(x, bias if self.precision == "fp32" else self.position_bias_bf16(bias))
 
-    def logits_at(self, hidden, batch_idx, codebook_idx, time_idx):  # -> (N, vocab) float32
-        """Head logits only for the N cells (batch, predicted codebook, time) that are asked for."""
-        out = torch.empty(len(batch_idx), self.vocab_size, dtype=torch.float32, device=hidden.device)
-        for c in range(self.n_predict_codebooks):
-            rows = (codebook_idx == c).nonzero(as_tuple=True)[0]
-            if len(rows):
-                h = hidden[batch_idx[rows], time_idx[rows]]  # (n_c, d)
-                out[rows] = F.linear(h, self._head_weight[c], self._head_bias[c]).float()
-        return out
+    def position_bias_bf16(self, bias):  # the bias in attention's precision, cast once per length
+        key = ("bf16", bias.shape[-1])
+        if key not in self._bias_cache:
+            self._bias_cache[key] = bias.to(torch.bfloat16)
+        return self._bias_cache[key]
+
+    def cell_logits(self, hidden):  # (B, T, d) -> (B, n_predict, T, vocab) float32
+        """Head logits for every (predicted codebook, time) cell: a static shape, whatever is masked.
+
+        On the CPU one product per item and codebook: MKL picks its kernel by the row count, and a
+        row's result must not depend on the batch it is computed in (batch items equal single runs).
+        """
+        if hidden.device.type == "cpu":
+            return torch.stack([torch.stack([F.linear(h, w, b) for w, b in zip(self._head_weight, self._head_bias)])
+                                for h in hidden]).float()
+        logits = torch.einsum("btd,cvd->bctv", hidden, self._head_weight) + self._head_bias[None, :, None, :]
+        return logits.float()
 
     def forward(self, x):  # latents (B, latent * C, T) or codes (B, C, T) -> (B, vocab, T * n_predict)
         """The reference's forward: the latents of `embedding.from_codes(codes, codec)` in, full
@@ -417,7 +472,7 @@ class VampNetTransformer(nn.Module):
         if generators is None and seed is None:
             seed = seed_from_global_rng()  # repeatable after torch.manual_seed, as in the reference
         if generators is None:
-            generators = [chunk_generator(int(seed) + k, self.stage, 0, device) for k in range(len(z))]
+            generators = [chunk_generator(int(seed) + k, self.stage, 0) for k in range(len(z))]
         out = generate(self, z, mask, SamplingOptions.from_dict(options), generators)
         return self.to_signal(out, codec) if return_signal else out
 

@@ -407,7 +407,8 @@ def _json(value) -> str:
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
           model_dir: str | Path | None = None, device: str | None = None,
-          data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None, *,
+          data_dir: str | Path | None = None, keep_days: float = 30.0, finetune: str | None = None,
+          precision: str = "auto", *,
           plugin_dirs: list[str] | tuple[str, ...] = (),
           ready: Callable[[BridgeServer], None] | None = None,
           stop: threading.Event | None = None, pipeline=None) -> int:
@@ -441,7 +442,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None 
         print(f"vampbridge serve: {e}", file=sys.stderr)
         return 2
     store = JobStore(Path(data_dir) / "jobs.sqlite3" if data_dir else jobs_db_path())
-    pipeline = pipeline or Pipeline(model_dir=model_dir, device=device, finetune=finetune)
+    pipeline = pipeline or Pipeline(model_dir=model_dir, device=device, finetune=finetune,
+                                    precision=precision)
     service = JobService(pipeline, store, keep_days=keep_days)
     stop = stop or threading.Event()
     server = BridgeServer(service, host=host, port=port, token=token)

@@ -9,7 +9,8 @@ and the recipe is the maker's, with what a local run records about the source an
 So a file of the user's that happens to have an output's name is never replaced, and a finished
 variation already here is found instead of being fetched again.
 
-    names = local_names(request, model_files=recipe["models"]["files"], seed=recipe["seed"])
+    names = local_names(request, model_files=recipe["models"]["files"], seed=recipe["seed"],
+                        precision=recipe["precision"])
     earlier = bridge.variation_files.earlier_render(folder, names.stem, names.fingerprint)  # or:
     wav, recipe = write_variation(folder, request, names, recipe=made_recipe,
                                   write_audio=..., write_tokens=...)
@@ -34,15 +35,16 @@ class LocalNames:
     token_fingerprint: str  # names the tokens file
 
 
-def local_names(request, *, model_files: dict, seed: int) -> LocalNames:
+def local_names(request, *, model_files: dict, seed: int, precision: str) -> LocalNames:
     """The names a local run of `request` with the models `model_files` (a recipe's
-    `models.files`) gives the variation seeded `seed`."""
+    `models.files`) at `precision` gives the variation seeded `seed`."""
     from bridge.pipeline import cached_sha256, fingerprints
 
     options, c2f_steps = request.sampling_options()
     token_fingerprint, fingerprint = fingerprints(
         request, request.mask_recipe(), options, c2f_steps, request.fx_chain(),
-        source_sha=cached_sha256(request.source_path), seed=seed, model_files=model_files)
+        source_sha=cached_sha256(request.source_path), seed=seed, model_files=model_files,
+        precision=precision)
     return LocalNames(variation_stem(request.source_path, fingerprint, seed), fingerprint, token_fingerprint)
 
 

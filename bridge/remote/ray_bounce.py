@@ -54,9 +54,8 @@ class VariationWorker:
         return os.getpid()
 
     def model_info(self) -> dict:
-        """The loaded models' files and hashes (what names a variation), loading them now."""
-        self.pipeline.interface
-        return self.pipeline._model_info
+        """The loaded models' files and hashes and the precision (what names a variation), loading them now."""
+        return {**self.pipeline._model_info, "precision": self.pipeline.interface.precision}
 
     def run(self, region_wav: bytes, fields: dict, index: int) -> dict:
         """Variation `index` of the request `fields` on the region: its WAV, recipe, tokens."""
@@ -169,7 +168,8 @@ class RayBounce:
         """Queue the variations of input `i` not rendered here before (by VampBridge)."""
         request = planned.request
         for k in range(request.n_variations):
-            names = local_names(request, model_files=model_info["files"], seed=request.seed + k)
+            names = local_names(request, model_files=model_info["files"], seed=request.seed + k,
+                                precision=model_info["precision"])
             earlier = earlier_render(folder, names.stem, names.fingerprint)
             if earlier is not None:
                 outcome.n_kept += 1
@@ -240,7 +240,8 @@ class RayBounce:
         """Write one variation as a local bounce would (tokens, WAV, recipe); its WAV's path."""
         request = planned.request
         recipe = produced["recipe"]
-        names = local_names(request, model_files=recipe["models"]["files"], seed=int(recipe["seed"]))
+        names = local_names(request, model_files=recipe["models"]["files"], seed=int(recipe["seed"]),
+                                precision=recipe.get("precision", "fp32"))
         audio_path, _ = write_variation(folder, request, names, recipe=recipe,
                                         write_audio=lambda f: f.write(produced["wav"]),
                                         write_tokens=lambda f: f.write(produced["tokens"]))

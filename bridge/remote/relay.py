@@ -238,7 +238,7 @@ class RemotePipeline:
                 self._download(remote_job, k, "recipe", f)
         remote_recipe = json.loads(remote_recipe_path.read_text())
         names = local_names(request, model_files=remote_recipe["models"]["files"],
-                            seed=int(remote_recipe["seed"]))
+                            seed=int(remote_recipe["seed"]), precision=remote_recipe.get("precision", "fp32"))
         take_name = (str(remote_recipe.get("take_name", data.get("take_name", ""))) + " "
                      + take_suffix).strip()
         earlier = earlier_render(folder, names.stem, names.fingerprint)
