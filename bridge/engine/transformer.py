@@ -43,10 +43,15 @@ N_BUCKETS = 32
 MAX_DISTANCE = 128
 
 
-def relative_position_buckets(length: int) -> torch.Tensor:  # -> (T_query, T_key) long
-    """Bucket of rel = key_pos - query_pos: exact below 8, log-spaced up to 128, +16 for rel > 0."""
+def relative_position_buckets(length: int, circular: bool = False) -> torch.Tensor:  # -> (T_query, T_key) long
+    """Bucket of rel = key_pos - query_pos: exact below 8, log-spaced up to 128, +16 for rel > 0.
+
+    `circular`: positions on a ring of `length` (loops), rel taken the short way round, in
+    [-length/2, length/2), so the bias depends only on (key - query) mod length."""
     pos = torch.arange(length)
     rel = pos[None, :] - pos[:, None]
+    if circular:
+        rel = (rel + length // 2) % length - length // 2
     half = N_BUCKETS // 2  # 16 per direction
     exact = half // 2  # 8
     bucket = (rel > 0).long() * half
@@ -251,16 +256,16 @@ class VampNetTransformer(nn.Module):
         self._bias_cache = {}
         return self
 
-    def position_bias(self, length: int) -> torch.Tensor:  # -> (1, H, T, T)
-        """The relative-position bias for a sequence length, computed once and cached."""
-        bias = self._bias_cache.get(length)
+    def position_bias(self, length: int, circular: bool = False) -> torch.Tensor:  # -> (1, H, T, T)
+        """The relative-position bias for a sequence length (on a ring if `circular`), cached."""
+        bias = self._bias_cache.get((length, circular))
         if bias is None:
             table = self.transformer.layers[0].self_attn.relative_attention_bias.weight  # (32, H)
-            buckets = relative_position_buckets(length).to(table.device)
+            buckets = relative_position_buckets(length, circular).to(table.device)
             bias = table[buckets].permute(2, 0, 1).unsqueeze(0).contiguous()  # (1, H, T, T)
             if len(self._bias_cache) > 8:
                 self._bias_cache.clear()
-            self._bias_cache[length] = bias
+            self._bias_cache[(length, circular)] = bias
         return bias
 
     def embed(self, codes):  # (B, C, T) with MASK = vocab_size -> (B, T, d)
@@ -272,10 +277,11 @@ class VampNetTransformer(nn.Module):
             x = x + tables[i][codes[:, i]]
         return x + self.embedding.out_proj.bias
 
-    def hidden(self, codes):  # (B, C, T) -> (B, T, d)
-        """Everything up to the head: the transformer's final normalised activations."""
+    def hidden(self, codes, circular: bool = False):  # (B, C, T) -> (B, T, d)
+        """Everything up to the head: the transformer's final normalised activations
+        (`circular`: the sequence is a ring, for loops)."""
         x = self.embed(codes)
-        return self.transformer(x, self.position_bias(codes.shape[-1]))
+        return self.transformer(x, self.position_bias(codes.shape[-1], circular))
 
     def logits_at(self, hidden, batch_idx, codebook_idx, time_idx):  # -> (N, vocab) float32
         """Head logits only for the N cells (batch, predicted codebook, time) that are asked for."""
