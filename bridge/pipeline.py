@@ -32,8 +32,14 @@ from .engine import TOKENS_REVISION, Interface
 from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .paths import data_dir, default_render_dir
-from .render import render_variation
+from . import stereo
+from .engine.windows import WindowSettings, decode_ring, encode_ring, windowed_vamp
+from .render import PEAK_CEILING, render_variation
 from .request import RequestError, VampRequest, check_output_dir
+from .selection import plan_clip, recipe_for_clip, render_time_variation, restrict_mask
+
+# Window length and overlap of the pipeline's generation (bridge/engine/windows.py).
+WINDOWS = WindowSettings()
 
 RECIPE_KIND = "vampbridge.variation"
 RECIPE_FORMAT = 1
@@ -119,10 +125,40 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return np.concatenate([audio[:channels], np.repeat(audio[-1:], max(0, channels - audio.shape[0]), axis=0)])
 
 
+def _render(outputs, gains, mode, plan, source_audio, source_rate, engine_rate, chain) -> np.ndarray:
+    """One variation's decoded rows (rows, n_engine) -> its audio at the source rate: the whole
+    region, effects, loudness and peak as `render_variation` does; loops and selections through
+    `selection.render_time_variation` (exact length, wrapped effects, spliced selection)."""
+    n_channels = source_audio.shape[0]
+    if not plan.loop and plan.selection is None:
+        channels = stereo.to_channels(outputs / np.asarray(gains, np.float32)[:, None], mode, n_channels)
+        return render_variation(channels[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
+                                per_channel_audio=list(channels))
+    heard = stereo.channels_from_engine(outputs, gains, mode, n_channels, source_rate,
+                                        plan.heard[1] - plan.heard[0], engine_rate, plan.loop)
+    return render_time_variation(heard, source_audio=source_audio, plan=plan, fx_chain=chain,
+                                 peak_ceiling=PEAK_CEILING)
+
+
+def time_settings(request: VampRequest, windows: WindowSettings | None) -> dict:
+    """Everything about time and channels that determines a variation's tokens (fingerprinted and
+    recorded): windows, selection and its context limit, loop, stereo mode, channel."""
+    from .selection import CROSSFADE_MS, SELECTION_CONTEXT_S
+
+    return {"windows": None if windows is None else windows.to_dict(), "regen_start_s": request.regen_start_s,
+            "regen_length_s": request.regen_length_s, "context_limit_s": SELECTION_CONTEXT_S,
+            "crossfade_ms": CROSSFADE_MS, "loop": request.loop, "stereo": request.stereo_mode,
+            "channel": request.channel}
+
+
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
-    def __init__(self, model_dir=None, device=None, finetune: str | None = None):
+    def __init__(self, model_dir=None, device=None, finetune: str | None = None,
+                 windows: WindowSettings | None = WINDOWS):
+        """`windows`: how long clips are generated (bridge/engine/windows.py); None: the reference's
+        independent chunks (for comparisons; loops need windows)."""
+        self.windows = windows
         self._model_dir_arg = model_dir
         self._device_arg = device
         self._finetune = finetune
@@ -177,7 +213,7 @@ class Pipeline:
         tokens = {
             "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
             "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
-            "per_channel": request.per_channel,
+            "per_channel": request.per_channel, "time": time_settings(request, self.windows),
             "models": {k: v["sha256"] for k, v in self._model_info["files"].items()},
             "engine": TOKENS_REVISION,
         }
@@ -253,22 +289,30 @@ class Pipeline:
             progress("rendering", 1.0)
             return results
 
-        # --- audio in
+        # --- audio in: the channel(s) the take plays, the part the model hears, one engine row per
+        # stereo row (bridge/stereo.py, bridge/selection.py)
         progress("encoding")
         t = time.perf_counter()
-        source_audio, source_rate = read_region(request.source_path, request.start_s, request.length_s)
-        channel_inputs = [source_audio] if not request.per_channel else [c[None] for c in source_audio]
-        engine_inputs = [interface.preprocess_audio(a, source_rate) for a in channel_inputs]
-        n_engine = engine_inputs[0].shape[-1]
+        region_audio, source_rate = read_region(request.source_path, request.start_s, request.length_s)
+        source_audio = stereo.select_channels(region_audio, request.channel)
+        plan = plan_clip(request, source_audio.shape[1], source_rate)
+        mode = stereo.effective_mode(request.stereo_mode, source_audio.shape[0])
+        heard_audio = source_audio[:, plan.heard[0]:plan.heard[1]]
+        engine_inputs, gains = stereo.engine_rows(interface, stereo.to_rows(heard_audio, mode), source_rate,
+                                                  request.loop)
+        n_engine = engine_inputs.shape[-1]
         if n_engine < interface.codec.hop_length:
             raise RequestError("length_s", f"the region is {n_engine / interface.codec.sample_rate * 1000:.1f} ms "
                                f"long, shorter than one token frame ({interface.t2s(1) * 1000:.1f} ms); "
                                "select a longer region", "bad_region")
-        codes = interface.encode_audio(np.stack(engine_inputs))  # (channels_in, 14, T)
+        if request.loop:
+            codes = encode_ring(interface, engine_inputs)  # (rows, 14, T), wrapped at the ends
+        else:
+            codes = interface.encode_audio(engine_inputs)  # (rows, 14, T)
         timings["encode_s"] = time.perf_counter() - t
         progress("encoding", 1.0)
 
-        # --- masks and generation: one batch row per (variation, input channel). Variations whose
+        # --- masks and generation: one batch row per (variation, engine row). Variations whose
         # tokens were saved by an earlier run with the same token fingerprint are not generated again.
         t = time.perf_counter()
         order = sorted(planned)
@@ -286,21 +330,31 @@ class Pipeline:
             else:
                 to_generate.append(j)
         if to_generate:
+            clip_recipe = recipe_for_clip(recipe, plan.heard_offset_s)
+            first, last = plan.selection_frames(codes.shape[-1])
             rows, masks, row_seeds = [], [], []
             for j in to_generate:
-                k = order[j]
-                for c in range(n_in):
-                    generator = torch.Generator().manual_seed(seeds[k])
-                    masks.append(interface.build_mask_from_recipe(recipe, shape, generator, engine_inputs[0][0]))
+                for c, seed in enumerate(stereo.row_seeds(seeds[order[j]], mode, n_in)):
+                    generator = torch.Generator().manual_seed(seed)
+                    mask = interface.build_mask_from_recipe(clip_recipe, shape, generator, engine_inputs[0][0])
+                    masks.append(restrict_mask(mask, first, last))
                     rows.append(codes[c:c + 1])
-                    row_seeds.append(seeds[k])
+                    row_seeds.append(seed)
 
             def on_step(stage, fraction):
                 progress(stage, fraction)
 
-            generated, generated_masked = interface.vamp(
-                torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
-                c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
+            if self.windows is None:
+                if request.loop:
+                    raise RequestError("loop", "loops need windowed generation; this pipeline uses the "
+                                       "reference's independent chunks")
+                generated, generated_masked = interface.vamp(
+                    torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
+                    c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
+            else:
+                generated, generated_masked = windowed_vamp(
+                    interface, torch.cat(rows), torch.cat(masks), row_seeds, options, c2f_sampling_steps=c2f_steps,
+                    settings=self.windows, loop=request.loop, on_step=on_step, return_mask=True)
             for i, j in enumerate(to_generate):
                 vamped[j * n_in:(j + 1) * n_in] = generated[i * n_in:(i + 1) * n_in]
                 masked[j * n_in:(j + 1) * n_in] = generated_masked[i * n_in:(i + 1) * n_in].to(masked.device)
@@ -308,7 +362,10 @@ class Pipeline:
 
         progress("decoding")
         t = time.perf_counter()
-        engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
+        if request.loop:
+            engine_audio = decode_ring(interface, vamped).float().cpu().numpy()  # (rows, 1, n)
+        else:
+            engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
         timings["decode_s"] = time.perf_counter() - t
         progress("decoding", 1.0)
 
@@ -319,9 +376,8 @@ class Pipeline:
             result, fingerprint, token_fingerprint = planned[k]
             _save_tokens(Path(result.recipe_path).parent, token_fingerprint,
                          vamped[j * n_in:(j + 1) * n_in], masked[j * n_in:(j + 1) * n_in], codes)
-            outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
-            audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
-                                     per_channel_audio=list(outputs) if request.per_channel else None)
+            audio = _render(engine_audio[j * n_in:(j + 1) * n_in, 0], gains, mode, plan, source_audio, source_rate,
+                            interface.codec.sample_rate, chain)
             out_rate = request.sample_rate or source_rate
             if out_rate != source_rate:
                 audio = resample(audio, source_rate, out_rate)
@@ -332,8 +388,10 @@ class Pipeline:
             changed = (vamped[j * n_in] != codes[0]).float().mean().item()
             masked_fraction = (masked[j * n_in] == interface.codec.codebook_size).float().mean().item()
             recipe_doc = self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
-                                               source_sha, source_rate, source_audio.shape, out_rate, audio.shape,
+                                               source_sha, source_rate, region_audio.shape, out_rate, audio.shape,
                                                timings, masked_fraction, changed, token_fingerprint)
+            recipe_doc["time"] = {**time_settings(request, self.windows), **plan.to_dict(), "stereo_effective": mode,
+                                  "beats_source": recipe.beats_source if recipe.beat_after_s > 0 else None}
             _write_json_atomic(Path(result.recipe_path), recipe_doc)
             results.append(result)
             if on_result is not None:

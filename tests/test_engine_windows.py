@@ -19,8 +19,12 @@ from conftest import tone
 
 SR, HOP, MASK = 44100, 768, 1024
 # small windows so a few seconds of audio span several of them: 40 frames, 12 overlap (8 + 4)
-SMALL = WindowSettings(window_s=40 * HOP / SR, overlap_s=12 * HOP / SR, c2f_window_s=24 * HOP / SR,
-                       c2f_overlap_s=6 * HOP / SR)
+def frames_s(n):
+    return (n - 0.5) * HOP / SR  # seconds that round up to n frames
+
+
+SMALL = WindowSettings(window_s=frames_s(40), overlap_s=frames_s(12), c2f_window_s=frames_s(24),
+                       c2f_overlap_s=frames_s(6))
 FAST = SamplingOptions(sampling_steps=3)
 DETERMINISTIC = SamplingOptions(sampling_steps=4, temperature=0.0, mask_temperature=0.0)
 
@@ -72,7 +76,7 @@ def test_every_token_is_generated_beside_its_decided_left_neighbours_as_kept_cel
     out = run_windows(tiny_interface, tiny_interface.coarse, z, mask, "coarse", [1, 2], FAST, SMALL,
                       record=lambda w, committed, kept: seen.append((w, committed, kept)))
     assert len(seen) >= 4
-    window, context, _ = SMALL.frames("coarse", tiny_interface.s2t)
+    window, context, _ = SMALL.frames("coarse", tiny_interface.s2t, 10.0)
     for k, (w, committed, kept_before) in enumerate(seen):
         assert not kept_before[committed].any()
         if k:

@@ -43,37 +43,38 @@ from .sampler import SamplingOptions, generate
 
 @dataclass(frozen=True)
 class WindowSettings:
-    """Window length and overlap per stage, in seconds (docs/formats.md "windows").
+    """Window length and overlap per stage, in seconds (docs/formats.md, "time").
 
-    Defaults (measured, benchmarks/README.md "Windows"): the models' own chunk lengths as windows
-    (the lengths they were trained on), and an overlap of 1.5 s coarse / 0.5 s coarse-to-fine of
-    which one third is lookahead. That costs about 1.2x the chunked path on the CPU.
+    Defaults (measured, benchmarks/README.md "Windows"): windows as long as the models' chunks
+    (`chunk_size_s`: 10 s coarse, 3 s coarse-to-fine, the lengths they were trained on; None
+    means that), overlaps of 1.5 s and 0.5 s of which a third is lookahead. An overlap is at
+    most a third of its window.
     """
 
-    window_s: float = 10.0
+    window_s: float | None = None
     overlap_s: float = 1.5
-    c2f_window_s: float = 3.0
+    c2f_window_s: float | None = None
     c2f_overlap_s: float = 0.5
     lookahead_share: float = 1 / 3  # of the overlap; the rest is kept context
 
     def __post_init__(self):
         for name in ("window_s", "c2f_window_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"window setting {name}={value!r} must be a number of seconds > 0")
-        for name, window in (("overlap_s", self.window_s), ("c2f_overlap_s", self.c2f_window_s)):
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+                raise ValueError(f"window setting {name}={value!r} must be a number of seconds > 0, or null")
+        for name in ("overlap_s", "c2f_overlap_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= window / 2:
-                raise ValueError(f"window setting {name}={value!r} must be from 0 to half its window ({window / 2} s)")
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"window setting {name}={value!r} must be a number of seconds >= 0")
         if not 0 <= self.lookahead_share < 1:
             raise ValueError(f"lookahead_share={self.lookahead_share!r} must be in [0, 1)")
 
-    def frames(self, stage: str, seconds_to_frames) -> tuple[int, int, int]:
+    def frames(self, stage: str, seconds_to_frames, model_window_s: float) -> tuple[int, int, int]:
         """(window, context, lookahead) frames of a stage ("coarse" or "c2f")."""
         window_s, overlap_s = (self.window_s, self.overlap_s) if stage == "coarse" else (self.c2f_window_s,
                                                                                            self.c2f_overlap_s)
-        window = max(4, seconds_to_frames(window_s))
-        overlap = min(window // 2, seconds_to_frames(overlap_s))
+        window = max(4, seconds_to_frames(window_s or model_window_s))
+        overlap = min(window // 3, seconds_to_frames(overlap_s))
         lookahead = int(round(overlap * self.lookahead_share))
         return window, overlap - lookahead, lookahead
 
@@ -157,7 +158,7 @@ def run_windows(interface, model, z, mask, stage: str, seeds, options: SamplingO
     frames tensor, kept mask (T,) before the window)` is called after each window (tests).
     """
     B, C, T = z.shape
-    window, context, lookahead = settings.frames(stage, interface.s2t)
+    window, context, lookahead = settings.frames(stage, interface.s2t, model.chunk_size_s)
     pad = 0
     if pad_short and not loop and T < window:
         pad = window - T
@@ -194,6 +195,8 @@ def run_windows(interface, model, z, mask, stage: str, seeds, options: SamplingO
             with interface._autocast():
                 result[lo:hi] = generate(_Ring(model) if w.circular else model, out[lo:hi][:, :, idx],
                                          window_mask[lo:hi], options, gens[lo:hi], on_step=step_done, trace=trace)
+            if trace is not None:
+                trace.runs[-1]["commit"] = (w.commit_from, w.commit_to)  # the frames this window decided
             done += 1
         commit = idx[w.commit_from:w.commit_to]
         out[:, :, commit] = result[:, :, w.commit_from:w.commit_to]
