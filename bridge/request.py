@@ -236,8 +236,8 @@ class VampRequest:
             region_end = None if self.length_s is None else self.start_s + self.length_s
             if start < self.start_s - 1e-9 or (region_end is not None and end > region_end + 1e-6):
                 shown = f"{self.start_s}..{region_end if region_end is not None else 'end of file'}"
-                raise RequestError("regen_start_s", f"the selection {start}..{end} s is not inside the region "
-                                   f"{shown} s; select inside the item", "bad_region")
+                raise RequestError("regen_start_s", f"the selection (regen_start_s, regen_length_s) {start}..{end} s "
+                                   f"is not inside the region {shown} s; select inside the item", "bad_region")
         if not isinstance(self.loop, bool):
             raise RequestError("loop", f"loop must be true or false, got {self.loop!r}")
         if self.stereo is not None and self.stereo not in STEREO_MODES:
