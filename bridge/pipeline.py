@@ -131,7 +131,7 @@ def _render(outputs, gains, mode, plan, source_audio, source_rate, engine_rate, 
     `selection.render_time_variation` (exact length, wrapped effects, spliced selection)."""
     n_channels = source_audio.shape[0]
     if not plan.loop and plan.selection is None:
-        channels = stereo.to_channels(outputs / np.asarray(gains, np.float32)[:, None], mode, n_channels)
+        channels = stereo.to_channels((outputs / np.asarray(gains)[:, None]).astype(np.float32), mode, n_channels)
         return render_variation(channels[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
                                 per_channel_audio=list(channels))
     heard = stereo.channels_from_engine(outputs, gains, mode, n_channels, source_rate,

@@ -22,9 +22,9 @@ from .selection import engine_ring_samples, ring_resample
 def select_channels(audio, channel: str) -> np.ndarray:
     """The channel(s) the take plays: "all", "left", "right" (the left of a mono file) or "mono"."""
     if channel == "left" or (channel == "right" and audio.shape[0] == 1):
-        return audio[:1]
+        return np.ascontiguousarray(audio[:1])
     if channel == "right":
-        return audio[1:2]
+        return np.ascontiguousarray(audio[1:2])
     if channel == "mono":
         return audio.mean(axis=0, keepdims=True).astype(np.float32)
     return audio
@@ -78,8 +78,11 @@ def engine_rows(interface, rows, sample_rate: int, loop: bool):
     inputs, gains = [], []
     for row in at_rate:
         model_input = interface.preprocess_audio(row[None], engine_rate)
+        row = row.astype(np.float64)
         energy = float(np.dot(row, row))
-        gains.append(float(np.dot(model_input[0], row)) / energy if energy > 0 else 1.0)
+        # a silent row (the side of a mono-compatible source) decodes to model-level noise: its
+        # infinite gain turns that back into silence
+        gains.append(float(np.dot(model_input[0], row)) / energy if energy > 0 else np.inf)
         inputs.append(model_input)
     return np.stack(inputs), np.asarray(gains)
 
@@ -87,7 +90,7 @@ def engine_rows(interface, rows, sample_rate: int, loop: bool):
 def channels_from_engine(decoded, gains, mode: str, n_channels: int, sample_rate: int, n_samples: int,
                          engine_rate: int, loop: bool) -> np.ndarray:
     """Decoded rows (rows, n_engine) -> (n_channels, n_samples) at the source rate, at source level."""
-    rows = decoded / np.maximum(np.asarray(gains, dtype=np.float32)[:, None], 1e-12)
+    rows = decoded / np.maximum(np.asarray(gains, dtype=np.float64)[:, None], 1e-12)
     channels = to_channels(rows.astype(np.float32), mode, n_channels)
     if loop:
         return ring_resample(channels, n_samples)
