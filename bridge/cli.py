@@ -340,7 +340,7 @@ def build_parser():
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("study", help="a masking study on your clip, as an HTML report")
-    p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets"])
+    p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets", "seams"])
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--seed", type=int, default=0, help="seed of every setting's variation (default 0)")
