@@ -298,8 +298,7 @@ class Pipeline:
         plan = plan_clip(request, source_audio.shape[1], source_rate)
         mode = stereo.effective_mode(request.stereo_mode, source_audio.shape[0])
         heard_audio = source_audio[:, plan.heard[0]:plan.heard[1]]
-        engine_inputs, gains = stereo.engine_rows(interface, stereo.to_rows(heard_audio, mode), source_rate,
-                                                  request.loop)
+        engine_inputs, gains = stereo.engine_rows(interface, heard_audio, mode, source_rate, request.loop)
         n_engine = engine_inputs.shape[-1]
         if n_engine < interface.codec.hop_length:
             raise RequestError("length_s", f"the region is {n_engine / interface.codec.sample_rate * 1000:.1f} ms "
@@ -444,6 +443,15 @@ class Pipeline:
         recipe beside it; otherwise into `output_dir` (default: the recipe's folder), where an
         identical earlier render is reused."""
         request, index = request_from_recipe(recipe_path)
+        windows = self.windows
+        self.windows = windows_from_recipe(recipe_path)  # as recorded, whatever today's default
+        try:
+            return self._rerender(request, index, recipe_path, fx, seed, output_dir, output_path, on_progress,
+                                  should_cancel)
+        finally:
+            self.windows = windows
+
+    def _rerender(self, request, index, recipe_path, fx, seed, output_dir, output_path, on_progress, should_cancel):
         suffix = ""
         if fx is not None:
             request.fx = fx
@@ -495,6 +503,16 @@ def _load_tokens(folder: Path, token_fingerprint: str, shape, n_rows: int):
     return torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(masked.astype(np.int64))
 
 
+def windows_from_recipe(recipe_path) -> WindowSettings | None:
+    """The window settings a recipe was made with; None (the reference's chunks) for recipes of
+    versions before windows, which recorded no "time"."""
+    recipe = json.loads(Path(recipe_path).read_text())
+    if "time" not in recipe:
+        return None
+    recorded = recipe["time"].get("windows")
+    return None if recorded is None else WindowSettings(**recorded)
+
+
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     """The request, and the variation index in it, that rebuild a recipe's variation."""
     path = Path(recipe_path)
@@ -511,4 +529,6 @@ def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     # variation `index` of a request seeded seed - index has exactly the recorded seed
     data.update(seed=recipe["seed"] - index, n_variations=index + 1, mask=recipe["mask"],
                 output_dir=str(path.parent))
+    if "time" not in recipe:  # before stereo modes: the mono mix, or per_channel with shared draws
+        data.update(stereo="coupled" if data.get("per_channel") else "mono", per_channel=False)
     return VampRequest.from_dict(data), index

@@ -65,18 +65,20 @@ def row_seeds(seed: int, mode: str, n_rows: int) -> list[int]:
     return [seed] + [derive_seed(seed, "channel", c) & 0x7FFFFFFF for c in range(1, n_rows)]
 
 
-def engine_rows(interface, rows, sample_rate: int, loop: bool):
-    """Rows (rows, n) at the source rate -> (model input (rows, 1, n_engine), level gains (rows,)).
+def engine_rows(interface, audio, mode: str, sample_rate: int, loop: bool):
+    """Channels (channels, n) at the source rate -> (model input (rows, 1, n_engine), level gains (rows,)).
 
-    The model input is 44.1 kHz, -24 LUFS, peak <= 1 (a loop: exactly a whole number of token
-    frames); a gain says how much louder the model input is than the row, to undo after decoding."""
+    Resampled first, then split into `mode`'s rows (for `mono` exactly the reference's order:
+    resample, mix, normalise). The model input is 44.1 kHz, -24 LUFS, peak <= 1 (a loop: exactly
+    a whole number of token frames); a gain says how much louder the model input is than the
+    row, to undo after decoding."""
     engine_rate, hop = interface.codec.sample_rate, interface.codec.hop_length
     if loop:
-        at_rate = ring_resample(rows, engine_ring_samples(rows.shape[-1], sample_rate, engine_rate, hop))
+        at_rate = ring_resample(audio, engine_ring_samples(audio.shape[-1], sample_rate, engine_rate, hop))
     else:
-        at_rate = resample(rows, sample_rate, engine_rate)
+        at_rate = resample(audio, sample_rate, engine_rate)
     inputs, gains = [], []
-    for row in at_rate:
+    for row in to_rows(at_rate, mode):
         model_input = interface.preprocess_audio(row[None], engine_rate)
         row = row.astype(np.float64)
         energy = float(np.dot(row, row))

@@ -168,3 +168,30 @@ def test_token_fingerprints_change_with_time_and_channel_settings(pipeline, tmp_
         tokens, _ = pipeline._fingerprints(request, recipe, options, c2f, request.fx_chain(), "sha", 1)
         seen.add(tokens)
     assert len(seen) == 5
+
+
+def test_a_rerender_uses_the_windows_its_recipe_recorded(tiny_models, pipeline, tmp_path):
+    from bridge.engine.windows import WindowSettings
+
+    source = write_wav(tmp_path / "clip.wav", tone(1.5), SR)
+    other = Pipeline(model_dir=str(tiny_models), device="cpu",
+                     windows=WindowSettings(window_s=0.4, overlap_s=0.12, c2f_window_s=0.4, c2f_overlap_s=0.12))
+    result, out, recipe = run(other, tmp_path, source)
+    assert recipe["time"]["windows"]["window_s"] == 0.4
+    _, default_out, _ = run(pipeline, tmp_path, source, name="default")
+    assert not np.array_equal(default_out, out)  # the windows matter for this clip
+    again = pipeline.rerender(result.recipe_path, output_path=tmp_path / "again.wav")
+    assert np.array_equal(read(again.audio_path), out) and pipeline.windows == WindowSettings()
+
+
+def test_recipes_from_before_windows_rerender_as_they_were_made(tiny_models, tmp_path):
+    """A recipe without "time" was made with the reference's chunks and the mono mix."""
+    source = write_wav(tmp_path / "clip.wav", tone(4.0, channels=2), SR)
+    chunked = Pipeline(model_dir=str(tiny_models), device="cpu", windows=None)
+    result, out, recipe = run(chunked, tmp_path, source, stereo="mono")
+    del recipe["time"]
+    del recipe["request"]["stereo"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(recipe))
+    again = Pipeline(model_dir=str(tiny_models), device="cpu").rerender(old, output_path=tmp_path / "again.wav")
+    assert np.array_equal(read(again.audio_path), out)

@@ -213,7 +213,7 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
                            "a trace records a whole region, not a loop or a selection; drop --loop / --select")
     source, source_rate = read_region(request.source_path, request.start_s, request.length_s)
     source = stereo.select_channels(source, request.channel)
-    engine_input = stereo.engine_rows(interface, stereo.to_rows(source, "mono"), source_rate, False)[0][0]  # (1, n)
+    engine_input = stereo.engine_rows(interface, source, "mono", source_rate, False)[0][0]  # (1, n): the mid
     n_samples = engine_input.shape[-1]
     with torch.inference_mode():
         codes = interface.encode_audio(engine_input)  # (1, 14, T)
