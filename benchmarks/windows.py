@@ -93,7 +93,8 @@ def measure_cost(size, device, threads, duration_s, variations, steps, c2f_steps
     result = {"size": size, "duration_s": duration_s, "variations": variations, "steps": steps,
               "c2f_steps": c2f_steps, "overlap_s": overlap_s}
     for name, fn in (("chunked", chunked), ("windowed", windowed)):
-        fn() if steps <= 2 else None  # warm-up on quick runs only costs a run; longer runs warm up below
+        if repeats > 1:
+            fn()  # warm-up: first-call allocations and kernel choices
         walls, cpus = [], []
         for _ in range(repeats):
             w0, c0 = time.perf_counter(), cpu()
@@ -197,7 +198,7 @@ def main(argv=None):
     p.add_argument("--c2f-steps", type=int, default=2)
     p.add_argument("--overlaps", nargs="+", type=float, default=[0.5, 1.5, 3.0])
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--long-minutes", type=float, default=10)
+    p.add_argument("--long-minutes", type=float, default=10, help="memory case length; 0 skips the memory cases")
     p.add_argument("--seams", action="store_true", help="also the seam measure (decodes every case)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
@@ -221,7 +222,7 @@ def main(argv=None):
                       f"{r['ratio_wall']:>6.2f} {r['ratio_cpu']:>6.2f} {r['ratio_frames']:>8.2f} "
                       f"{r['s_per_audio_s']:>13.4f}")
         print(f"\n{'size':<6} {'minutes':>7} {'seconds':>7} {'peak MB':>8} {'+MB':>7}")
-        for minutes in (1, args.long_minutes):
+        for minutes in ((1, args.long_minutes) if args.long_minutes > 0 else ()):
             r = _child("measure_memory", dict(size=size, minutes=minutes, steps=1, **base))
             results["memory"].append(r)
             print(f"{size:<6} {minutes:>7.0f} {r['seconds']:>7.1f} {r['peak_mb']:>8.0f} {r['extra_mb']:>7.0f}")
