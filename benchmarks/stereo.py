@@ -45,6 +45,7 @@ def main(argv=None):
     p.add_argument("--model", help="model folder (default: small random weights, made in a temporary folder)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--sources", nargs="+", default=["narrow", "panned", "wide"])
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
 
@@ -64,6 +65,8 @@ def main(argv=None):
         rows = []
         print(f"{'source':<7} {'mode':<12} {'corr src':>8} {'corr out':>8} {'S/M src dB':>10} {'S/M out dB':>10}")
         for name, audio in sources().items():
+            if name not in args.sources:
+                continue
             path = scratch / f"{name}.wav"
             with AudioFile(str(path), "w", samplerate=SR, num_channels=2, bit_depth=32) as f:
                 f.write(audio.astype(np.float32))

@@ -200,6 +200,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--long-minutes", type=float, default=10, help="memory case length; 0 skips the memory cases")
     p.add_argument("--seams", action="store_true", help="also the seam measure (decodes every case)")
+    p.add_argument("--no-cost", action="store_true", help="skip the cost cases (memory and seams only)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=None)
@@ -212,7 +213,7 @@ def main(argv=None):
     print(f"{'size':<6} {'clip s':>6} {'overlap':>7} {'chunked s':>9} {'windowed s':>10} {'wall x':>6} "
           f"{'cpu x':>6} {'frames x':>8} {'s per audio s':>13}")
     for size in args.sizes:
-        for duration in args.durations:
+        for duration in ([] if args.no_cost else args.durations):
             for overlap in args.overlaps:
                 r = _child("measure_cost", dict(size=size, duration_s=duration, variations=args.variations,
                                                 steps=args.steps, c2f_steps=args.c2f_steps, overlap_s=overlap,
