@@ -1,9 +1,11 @@
 """The rendering pipeline: a `VampRequest` in, variation files and their recipes out.
 
-    source region -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per variation,
-    from its seed) -> coarse vamp + coarse-to-fine, all variations as one batch -> decode ->
-    render (source rate, channels, exact length, effect chain, loudness match, peak-safe) ->
-    atomic WAV + JSON recipe per variation
+    source region -> channel(s), the part the model hears, stereo rows (bridge/selection.py,
+    bridge/stereo.py) -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per
+    variation, from its seed; only the selection regenerated) -> coarse vamp + coarse-to-fine in
+    overlapping windows, all variations as one batch (bridge/engine/windows.py) -> decode ->
+    render (source rate, channels, exact length, effect chain, loudness match, peak-safe; a
+    selection spliced into the source, a loop wrapped) -> atomic WAV + JSON recipe per variation
 
 Files are named from a fingerprint of everything that determines them, so a second run of the
 same request finds its finished variations (and skips them), and a re-render of a recipe
@@ -36,7 +38,7 @@ from . import stereo
 from .engine.windows import WindowSettings, decode_ring, encode_ring, windowed_vamp
 from .render import PEAK_CEILING, render_variation
 from .request import RequestError, VampRequest, check_output_dir
-from .selection import plan_clip, recipe_for_clip, render_time_variation, restrict_mask
+from .selection import plan_clip, recipe_for_clip, render_time_variation, restrict_mask, ring_resample
 
 # Window length and overlap of the pipeline's generation (bridge/engine/windows.py).
 WINDOWS = WindowSettings()
@@ -378,7 +380,9 @@ class Pipeline:
             audio = _render(engine_audio[j * n_in:(j + 1) * n_in, 0], gains, mode, plan, source_audio, source_rate,
                             interface.codec.sample_rate, chain)
             out_rate = request.sample_rate or source_rate
-            if out_rate != source_rate:
+            if out_rate != source_rate and request.loop:  # wrapped, so the loop stays seamless
+                audio = ring_resample(audio, round(audio.shape[1] * out_rate / source_rate))
+            elif out_rate != source_rate:
                 audio = resample(audio, source_rate, out_rate)
             audio = _convert_channels(audio, request.channels or source_audio.shape[0])
             write_audio_atomic(result.audio_path, audio, out_rate, bit_depth=request.bit_depth,

@@ -195,3 +195,11 @@ def test_recipes_from_before_windows_rerender_as_they_were_made(tiny_models, tmp
     old.write_text(json.dumps(recipe))
     again = Pipeline(model_dir=str(tiny_models), device="cpu").rerender(old, output_path=tmp_path / "again.wav")
     assert np.array_equal(read(again.audio_path), out)
+
+
+def test_a_loop_written_at_another_rate_stays_seamless_and_exact(pipeline, tmp_path):
+    source = write_wav(tmp_path / "loop.wav", tone(2.0, sample_rate=48000), 48000)
+    _, out, recipe = run(pipeline, tmp_path, source, loop=True, sample_rate=44100)
+    assert out.shape == (1, 88200) and recipe["output"]["sample_rate"] == 44100
+    steps = np.abs(np.diff(np.concatenate([out[0], out[0, :1]])))
+    assert steps[-1] <= 4 * np.percentile(steps, 99.9)
