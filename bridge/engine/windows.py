@@ -23,7 +23,9 @@ generators, the same keep-the-clip's-end-frames rule, coarse-to-fine padded the 
 
 Loops (`loop=True`) are rings: frame T-1 is followed by frame 0. A ring that fits in a window is
 one window with circular relative distances in the position bias (the transformer's only notion
-of position), so rotating the input rotates the output. A longer ring runs windows around it;
+of position), so rotating the input rotates the output (exactly, with deterministic sampling, for
+rings within one window of each stage: up to 3 s with the 3 s coarse-to-fine window; longer rings
+are seamless but start their windows at frame 0). A longer ring runs windows around it;
 the last window's right side holds the first window's decided frames as kept context, so the
 wrap point is inside a window with decided neighbours on both sides. `encode_ring` and
 `decode_ring` wrap the codec's convolutions the same way: the ring's own end (start) is the
