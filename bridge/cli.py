@@ -34,7 +34,16 @@ def add_vamp_options(p):
     p.add_argument("--fx", help="effect chain: preset name (none, glue, space, lofi, wide), JSON or @file.json")
     p.add_argument("--start", type=float, default=0.0, help="region start in source seconds")
     p.add_argument("--length", type=float, help="region length in source seconds (default: to the end)")
-    p.add_argument("--per-channel", action="store_true", help="vamp each channel separately (same seed)")
+    p.add_argument("--per-channel", action="store_true",
+                   help="vamp each channel as its own variation (the same as --stereo per_channel)")
+    p.add_argument("--select", nargs=2, type=float, metavar=("START", "LENGTH"),
+                   help="regenerate only this part of the region (source seconds); the rest is kept "
+                        "sample for sample and heard as context")
+    p.add_argument("--loop", action="store_true", help="treat the region as a loop: the variation loops seamlessly")
+    p.add_argument("--stereo", choices=["mid_side", "coupled", "per_channel", "mono"],
+                   help="how a stereo source is vamped (default mid_side: keeps the stereo image)")
+    p.add_argument("--channel", choices=["all", "left", "right", "mono"], default="all",
+                   help="vamp only this channel (or the mono mix); the result has one channel")
     p.add_argument("--float32", action="store_true", help="write 32-bit float WAV instead of 24-bit")
     add_model_options(p)
 
@@ -68,7 +77,10 @@ def request_from_args(args, source_path, **overrides):
     fields = dict(source_path=str(source_path), start_s=args.start, length_s=args.length, mask=mask,
                   sampling=sampling, fx=load_json_argument(args.fx, "fx") if args.fx else "none",
                   n_variations=args.variations or 3, seed=args.seed, output_dir=str(Path(args.output).resolve()),
-                  per_channel=args.per_channel, bit_depth="float32" if args.float32 else 24)
+                  per_channel=args.per_channel, bit_depth="float32" if args.float32 else 24,
+                  regen_start_s=args.select[0] if args.select else None,
+                  regen_length_s=args.select[1] if args.select else None,
+                  loop=args.loop, stereo=args.stereo, channel=args.channel)
     fields.update(overrides)
     return VampRequest.from_dict(fields)
 
@@ -381,7 +393,7 @@ def build_parser():
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("study", help="a masking study on your clip, as an HTML report")
-    p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets"])
+    p.add_argument("kind", choices=["density", "patterns", "periodic", "depth", "presets", "seams"])
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--seed", type=int, default=0, help="seed of every setting's variation (default 0)")

@@ -1,9 +1,12 @@
 """The rendering pipeline: a `VampRequest` in, variation files and their recipes out.
 
-    source region -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per variation,
-    from its seed) -> coarse vamp + coarse-to-fine, the variations of a group as one batch ->
-    decode -> render (source rate, channels, exact length, effect chain, loudness match,
-    peak-safe) -> atomic WAV + JSON recipe per variation
+    source region -> channel(s), the part the model hears, stereo rows (bridge/selection.py,
+    bridge/stereo.py) -> preprocess (44.1 kHz mono, -24 LUFS) -> encode -> masks (one per
+    variation, from its seed; only the selection regenerated) -> coarse vamp + coarse-to-fine in
+    overlapping windows, the variations of a group as one batch (bridge/engine/windows.py) ->
+    decode -> render (source rate, channels, exact length, effect chain, level matched by
+    `render.loudness_rule`, peak-safe; a selection spliced into the source, a loop wrapped) ->
+    WAV + JSON recipe per variation, published exclusively (bridge/variation_files.py)
 
 Variations run in groups (`Pipeline(variations_per_batch=)`; default one at a time on the CPU,
 all as one batch on an accelerator); each group is written and reported before the next starts,
@@ -37,10 +40,16 @@ from .engine.prompts import MaskRecipe
 from .models import MODEL_FILES, ModelError, resolve_model_dir
 from .output_folder import OutputFolder
 from .paths import data_dir, default_render_dir
-from .render import SILENCE_PEAK_DB, is_silent, loudness_rule, render_variation
+from . import stereo
+from .engine.windows import WindowSettings, decode_ring, encode_ring, windowed_vamp
+from .render import PEAK_CEILING, SILENCE_PEAK_DB, is_silent, loudness_rule, render_variation
 from .request import RequestError, VampRequest
+from .selection import plan_clip, recipe_for_clip, render_time_variation, restrict_mask, ring_resample
 from .variation_files import (earlier_render, exists_error, json_bytes, load_tokens, publish_variation,
                               refuse_replacing, save_tokens, variation_stem)
+
+# Window length and overlap of the pipeline's generation (bridge/engine/windows.py).
+WINDOWS = WindowSettings()
 
 RECIPE_KIND = "vampbridge.variation"
 RECIPE_FORMAT = 1
@@ -123,15 +132,17 @@ def _canonical(value) -> str:
 
 
 def fingerprints(request: VampRequest, recipe: MaskRecipe, options, c2f_steps: int, chain, *, source_sha: str,
-                 seed: int, model_files: dict, precision: str) -> tuple[str, str]:
+                 seed: int, model_files: dict, precision: str,
+                 windows: WindowSettings | None) -> tuple[str, str]:
     """(tokens, output): hashes of everything that determines a variation's tokens, and its
     file. `model_files` is the model set's {name: {"sha256": ...}} (a recipe's `models.files`),
     so the relay and the Ray bounce name a variation made elsewhere as a local run would;
-    `precision` the transformers' arithmetic ("fp32", "bf16"), which changes tokens."""
+    `precision` the transformers' arithmetic ("fp32", "bf16") and `windows` how long clips are
+    generated (`time_settings`), which change tokens."""
     tokens = {
         "source": source_sha, "start_s": request.start_s, "length_s": request.length_s,
         "mask": recipe.to_json(), "sampling": options.to_dict(), "c2f": c2f_steps, "seed": seed,
-        "per_channel": request.per_channel,
+        "per_channel": request.per_channel, "time": time_settings(request, windows),
         "models": {k: v["sha256"] for k, v in model_files.items()},
         "engine": TOKENS_REVISION, "precision": precision,
     }
@@ -157,14 +168,43 @@ def _convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     return np.concatenate([audio[:channels], np.repeat(audio[-1:], max(0, channels - audio.shape[0]), axis=0)])
 
 
+def _render(outputs, gains, mode, plan, source_audio, source_rate, engine_rate, chain) -> np.ndarray:
+    """One variation's decoded rows (rows, n_engine) -> its audio at the source rate: the whole
+    region, effects, loudness and peak as `render_variation` does; loops and selections through
+    `selection.render_time_variation` (exact length, wrapped effects, spliced selection)."""
+    n_channels = source_audio.shape[0]
+    if not plan.loop and plan.selection is None:
+        channels = stereo.to_channels((outputs / np.asarray(gains)[:, None]).astype(np.float32), mode, n_channels)
+        return render_variation(channels[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
+                                per_channel_audio=list(channels))
+    heard = stereo.channels_from_engine(outputs, gains, mode, n_channels, source_rate,
+                                        plan.heard[1] - plan.heard[0], engine_rate, plan.loop)
+    return render_time_variation(heard, source_audio=source_audio, plan=plan, fx_chain=chain,
+                                 peak_ceiling=PEAK_CEILING)
+
+
+def time_settings(request: VampRequest, windows: WindowSettings | None) -> dict:
+    """Everything about time and channels that determines a variation's tokens (fingerprinted and
+    recorded): windows, selection and its context limit, loop, stereo mode, channel."""
+    from .selection import CROSSFADE_MS, SELECTION_CONTEXT_S
+
+    return {"windows": None if windows is None else windows.to_dict(), "regen_start_s": request.regen_start_s,
+            "regen_length_s": request.regen_length_s, "context_limit_s": SELECTION_CONTEXT_S,
+            "crossfade_ms": CROSSFADE_MS, "loop": request.loop, "stereo": request.stereo_mode,
+            "channel": request.channel}
+
+
 class Pipeline:
     """Owns one loaded model set; `run` is not re-entrant (the job service gives it one worker)."""
 
     def __init__(self, model_dir=None, device=None, finetune: str | None = None, precision: str = "auto",
-                 variations_per_batch: int | None = None):
+                 variations_per_batch: int | None = None, windows: WindowSettings | None = WINDOWS):
         """`precision`: the transformers' arithmetic, "fp32", "bf16" or "auto" (bf16 on CUDA,
-        fp32 elsewhere; see `Interface`). It is part of every token fingerprint."""
+        fp32 elsewhere; see `Interface`). It is part of every token fingerprint. `windows`: how
+        long clips are generated (bridge/engine/windows.py); None: the reference's independent
+        chunks (for comparisons; loops need windows)."""
         self.variations_per_batch = variations_per_batch  # None: 1 on the CPU, all on an accelerator
+        self.windows = windows
         self._model_dir_arg = model_dir
         self._device_arg = device
         self._precision_arg = precision
@@ -291,7 +331,7 @@ class Pipeline:
             token_fingerprint, fingerprint = fingerprints(request, recipe, options, c2f_steps, chain,
                                                           source_sha=source_sha, seed=seeds[k],
                                                           model_files=self._model_info["files"],
-                                                          precision=interface.precision)
+                                                          precision=interface.precision, windows=self.windows)
             stem = variation_stem(request.source_path, fingerprint, seeds[k])
             result = VariationResult(k, seeds[k], str(folder.path / f"{stem}.wav"), str(folder.path / f"{stem}.json"),
                                      (take_name(k, recipe.preset, seeds[k]) + " " + take_suffix).strip())
@@ -308,24 +348,32 @@ class Pipeline:
             progress("rendering", 1.0)
             return results
 
-        # --- audio in
+        # --- audio in: the channel(s) the take plays, the part the model hears, one engine row per
+        # stereo row (bridge/stereo.py, bridge/selection.py)
         progress("encoding")
         t = time.perf_counter()
-        source_audio, source_rate = read_region(request.source_path, request.start_s, request.length_s)
-        channel_inputs = [source_audio] if not request.per_channel else [c[None] for c in source_audio]
-        engine_inputs = [interface.preprocess_audio(a, source_rate) for a in channel_inputs]
-        n_engine = engine_inputs[0].shape[-1]
+        region_audio, source_rate = read_region(request.source_path, request.start_s, request.length_s)
+        source_audio = stereo.select_channels(region_audio, request.channel)
+        plan = plan_clip(request, source_audio.shape[1], source_rate)
+        mode = stereo.effective_mode(request.stereo_mode, source_audio.shape[0])
+        heard_audio = source_audio[:, plan.heard[0]:plan.heard[1]]
+        engine_inputs, gains = stereo.engine_rows(interface, heard_audio, mode, source_rate, request.loop)
+        n_engine = engine_inputs.shape[-1]
         if n_engine < interface.codec.hop_length:
             raise RequestError("length_s", f"the region is {n_engine / interface.codec.sample_rate * 1000:.1f} ms "
                                f"long, shorter than one token frame ({interface.t2s(1) * 1000:.1f} ms); "
                                "select a longer region", "bad_region")
         silent = is_silent(source_audio)
-        level_rule = loudness_rule(source_audio, source_rate)
-        codes = interface.encode_audio(np.stack(engine_inputs))  # (channels_in, 14, T)
+        level_rule = loudness_rule(heard_audio if plan.selection is not None or plan.loop else source_audio,
+                                   source_rate)
+        if request.loop:
+            codes = encode_ring(interface, engine_inputs)  # (rows, 14, T), wrapped at the ends
+        else:
+            codes = interface.encode_audio(engine_inputs)  # (rows, 14, T)
         timings["encode_s"] = time.perf_counter() - t
         progress("encoding", 1.0)
 
-        # --- masks and generation: one batch row per (variation, input channel). Variations whose
+        # --- masks and generation: one batch row per (variation, engine row). Variations whose
         # tokens were saved by an earlier run with the same token fingerprint are not generated again.
         t = time.perf_counter()
         order = sorted(planned)
@@ -343,23 +391,33 @@ class Pipeline:
             else:
                 to_generate.append(j)
         if to_generate:
+            clip_recipe = recipe_for_clip(recipe, plan.heard_offset_s)
+            first, last = plan.selection_frames(codes.shape[-1])
             rows, masks, row_seeds = [], [], []
             for j in to_generate:
-                k = order[j]
-                for c in range(n_in):
-                    generator = torch.Generator().manual_seed(seeds[k])
-                    masks.append(interface.build_mask_from_recipe(recipe, shape, generator, engine_inputs[0][0]))
+                for c, seed in enumerate(stereo.row_seeds(seeds[order[j]], mode, n_in)):
+                    generator = torch.Generator().manual_seed(seed)
+                    mask = interface.build_mask_from_recipe(clip_recipe, shape, generator, engine_inputs[0][0])
+                    masks.append(restrict_mask(mask, first, last))
                     if silent and not bool((masks[-1] == 1).all()):
                         raise _silent_region(request)
                     rows.append(codes[c:c + 1])
-                    row_seeds.append(seeds[k])
+                    row_seeds.append(seed)
 
             def on_step(stage, fraction):
                 progress(stage, fraction)
 
-            generated, generated_masked = interface.vamp(
-                torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
-                c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
+            if self.windows is None:
+                if request.loop:
+                    raise RequestError("loop", "loops need windowed generation; this pipeline uses the "
+                                       "reference's independent chunks")
+                generated, generated_masked = interface.vamp(
+                    torch.cat(rows), torch.cat(masks), batch_size=len(rows), seeds=row_seeds,
+                    c2f_sampling_steps=c2f_steps, return_mask=True, on_step=on_step, **options.to_dict())
+            else:
+                generated, generated_masked = windowed_vamp(
+                    interface, torch.cat(rows), torch.cat(masks), row_seeds, options, c2f_sampling_steps=c2f_steps,
+                    settings=self.windows, loop=request.loop, on_step=on_step, return_mask=True)
             for i, j in enumerate(to_generate):
                 vamped[j * n_in:(j + 1) * n_in] = generated[i * n_in:(i + 1) * n_in]
                 masked[j * n_in:(j + 1) * n_in] = generated_masked[i * n_in:(i + 1) * n_in].to(masked.device)
@@ -367,7 +425,10 @@ class Pipeline:
 
         progress("decoding")
         t = time.perf_counter()
-        engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
+        if request.loop:
+            engine_audio = decode_ring(interface, vamped).float().cpu().numpy()  # (rows, 1, n)
+        else:
+            engine_audio = interface.decode_codes(vamped, n_engine).float().cpu().numpy()  # (rows, 1, n)
         timings["decode_s"] = time.perf_counter() - t
         progress("decoding", 1.0)
 
@@ -377,12 +438,13 @@ class Pipeline:
             t = time.perf_counter()
             result, fingerprint, token_fingerprint, stem = planned[k]
             tokens_name = save_tokens(folder, token_fingerprint, vamped[j * n_in:(j + 1) * n_in],
-                                       masked[j * n_in:(j + 1) * n_in], codes)
-            outputs = engine_audio[j * n_in:(j + 1) * n_in, 0]
-            audio = render_variation(outputs[0], source_audio=source_audio, source_sample_rate=source_rate, fx=chain,
-                                     per_channel_audio=list(outputs) if request.per_channel else None)
+                                      masked[j * n_in:(j + 1) * n_in], codes)
+            audio = _render(engine_audio[j * n_in:(j + 1) * n_in, 0], gains, mode, plan, source_audio, source_rate,
+                            interface.codec.sample_rate, chain)
             out_rate = request.sample_rate or source_rate
-            if out_rate != source_rate:
+            if out_rate != source_rate and request.loop:  # wrapped, so the loop stays seamless
+                audio = ring_resample(audio, round(audio.shape[1] * out_rate / source_rate))
+            elif out_rate != source_rate:
                 audio = resample(audio, source_rate, out_rate)
             audio = _convert_channels(audio, request.channels or source_audio.shape[0])
             wav_temporary = folder.write_temporary(
@@ -394,9 +456,13 @@ class Pipeline:
             def recipe_for(audio_path, result=result, fingerprint=fingerprint, audio_shape=audio.shape,
                            changed=changed, masked_fraction=masked_fraction, tokens_name=tokens_name):
                 result.audio_path = str(audio_path)
-                return self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
-                                             source_sha, source_rate, source_audio.shape, out_rate, audio_shape,
-                                             timings, masked_fraction, changed, tokens_name, level_rule)
+                document = self._recipe_document(request, recipe, options, c2f_steps, chain, result, fingerprint,
+                                                 source_sha, source_rate, region_audio.shape, out_rate, audio_shape,
+                                                 timings, masked_fraction, changed, tokens_name, level_rule)
+                document["time"] = {**time_settings(request, self.windows), **plan.to_dict(),
+                                    "stereo_effective": mode,
+                                    "beats_source": recipe.beats_source if recipe.beat_after_s > 0 else None}
+                return document
 
             result.audio_path, result.recipe_path = (
                 str(folder.path / name) for name in publish_variation(folder, stem, wav_temporary, recipe_for))
@@ -448,6 +514,16 @@ class Pipeline:
         the recipe's folder, under the same folder rule as any output), where an identical
         earlier render is reused."""
         request, index = request_from_recipe(recipe_path)
+        windows = self.windows
+        self.windows = windows_from_recipe(recipe_path)  # as recorded, whatever today's default
+        try:
+            return self._rerender(request, index, recipe_path, fx, seed, output_dir, output_path, overwrite,
+                                  on_progress, should_cancel)
+        finally:
+            self.windows = windows
+
+    def _rerender(self, request, index, recipe_path, fx, seed, output_dir, output_path, overwrite, on_progress,
+                  should_cancel):
         suffix = ""
         if fx is not None:
             request.fx = fx
@@ -499,6 +575,29 @@ def _silent_region(request: VampRequest) -> RequestError:
                         '{"rand_mask_intensity": 1, "periodic_prompt": 0}', "bad_region")
 
 
+def windows_from_recipe(recipe_path) -> WindowSettings | None:
+    """The window settings a recipe was made with; None (the reference's chunks) for recipes of
+    versions before windows, which recorded no "time". A crafted recipe's bad settings are a
+    RequestError naming the field, never quoting it."""
+    from .inputs import InputError, read_json_file
+
+    try:
+        recipe = read_json_file(Path(recipe_path), "recipe")
+    except InputError as e:
+        raise RequestError("recipe", str(e), e.code) from None
+    time_record = recipe.get("time") if isinstance(recipe, dict) else None
+    if time_record is None:
+        return None
+    recorded = time_record.get("windows") if isinstance(time_record, dict) else {}
+    if recorded is None:
+        return None
+    try:
+        return WindowSettings(**recorded)
+    except (TypeError, ValueError):
+        raise RequestError("recipe", f"recipe {recipe_path} has invalid time.windows settings; re-render needs "
+                           "a recipe written by VampBridge", "bad_request") from None
+
+
 def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     """The request, and the variation index in it, that rebuild a recipe's variation."""
     from .inputs import InputError, read_json_file
@@ -523,4 +622,6 @@ def request_from_recipe(recipe_path) -> tuple[VampRequest, int]:
     # variation `index` of a request seeded seed - index has exactly the recorded seed
     data.update(seed=recipe["seed"] - index, n_variations=index + 1, mask=recipe["mask"],
                 output_dir=str(path.parent))
+    if "time" not in recipe:  # before stereo modes: the mono mix, or per_channel with shared draws
+        data.update(stereo="coupled" if data.get("per_channel") else "mono", per_channel=False)
     return VampRequest.from_dict(data), index

@@ -87,7 +87,7 @@ def _rms(audio) -> float:
     return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
 
 
-def _match_level(rendered, source_audio, sample_rate):
+def match_level(rendered, source_audio, sample_rate):
     """`rendered` with the gain `loudness_rule(source_audio)` asks for. A render that cannot be
     measured the same way (silent, or below the gate where LUFS are matched) is matched by RMS
     over the region (not the effect tail), and a silent render stays silent."""
@@ -143,9 +143,9 @@ def render_variation(
     rendered = chain.process(rendered, source_sample_rate)  # adds the tail
     check_finite(rendered, f"render after the effect chain {chain!r}")
     if loudness_match:
-        rendered = _match_level(rendered, source_audio, source_sample_rate)
+        rendered = match_level(rendered, source_audio, source_sample_rate)
     return peak_limit(rendered, PEAK_CEILING).astype(np.float32)
 
 
 __all__ = ["ENGINE_SAMPLE_RATE", "PEAK_CEILING", "PEAK_CEILING_DB", "SILENCE_PEAK_DB", "SILENT_REGION_LUFS",
-           "is_silent", "loudness_rule", "render_variation"]
+           "is_silent", "loudness_rule", "match_level", "render_variation"]

@@ -16,6 +16,10 @@ from .engine.sampler import SamplingOptions
 MAX_VARIATIONS = 64
 SAMPLING_DEFAULTS = {"sampling_steps": 36}  # the authors' app; the library default is 12
 C2F_STEPS_DEFAULT = 2
+# Stereo: how a multi-channel source becomes engine rows and back (docs/formats.md, "stereo").
+STEREO_MODES = ("mid_side", "coupled", "per_channel", "mono")
+STEREO_DEFAULT = "mid_side"  # measured: benchmarks/README.md "Stereo"
+CHANNELS = ("all", "left", "right", "mono")  # which source channel(s) the take plays
 
 class RequestError(ValueError):
     def __init__(self, field_name: str, message: str, code: str = "bad_argument"):
@@ -67,8 +71,15 @@ class VampRequest:
     output_dir: str | None = None  # None: the default render folder
     item_guid: str = ""
     take_guid: str = ""
-    per_channel: bool = False  # each source channel as its own variation (same seed)
+    per_channel: bool = False  # each source channel as its own variation (same as stereo="per_channel")
     bit_depth: object = 24  # 24 or "float32"
+    # time and channels (docs/formats.md): a selection inside the region to regenerate alone
+    # (source-file seconds), the region as a loop, the stereo mode, the channel(s) vamped
+    regen_start_s: float | None = None
+    regen_length_s: float | None = None
+    loop: bool = False
+    stereo: str | None = None  # None: STEREO_DEFAULT
+    channel: str = "all"
 
     # -- conversions --
     def to_dict(self) -> dict:
@@ -87,6 +98,18 @@ class VampRequest:
         request = cls(**data)
         request.check_values()
         return request
+
+    @property
+    def stereo_mode(self) -> str:
+        """The stereo mode in force: `stereo`, or per_channel's, or the default."""
+        return self.stereo or ("per_channel" if self.per_channel else STEREO_DEFAULT)
+
+    @property
+    def selection_s(self) -> tuple[float, float] | None:
+        """(start, end) of the selection in source seconds, or None for the whole region."""
+        if self.regen_start_s is None:
+            return None
+        return self.regen_start_s, self.regen_start_s + self.regen_length_s
 
     # -- validation --
     def mask_recipe(self) -> MaskRecipe:
@@ -163,8 +186,35 @@ class VampRequest:
             raise RequestError("seed", f"seed must be an integer in 0..2^31-1 or null, got {self.seed!r}")
         if self.bit_depth not in (24, "float32"):
             raise RequestError("bit_depth", f"bit_depth must be 24 or \"float32\", got {self.bit_depth!r}")
+        self._check_time_and_channels(number)
         self.mask_recipe()
         self.sampling_options()
+
+    def _check_time_and_channels(self, number):
+        if (self.regen_start_s is None) != (self.regen_length_s is None):
+            raise RequestError("regen_start_s" if self.regen_start_s is None else "regen_length_s",
+                               "a selection needs both regen_start_s and regen_length_s (or neither, for "
+                               "the whole region)", "bad_region")
+        if self.regen_start_s is not None:
+            number("regen_start_s", self.regen_start_s, 0)
+            number("regen_length_s", self.regen_length_s)
+            if self.regen_length_s <= 0:
+                raise RequestError("regen_length_s", f"regen_length_s must be > 0 seconds, got {self.regen_length_s}",
+                                   "bad_region")
+            start, end = self.selection_s
+            region_end = None if self.length_s is None else self.start_s + self.length_s
+            if start < self.start_s - 1e-9 or (region_end is not None and end > region_end + 1e-6):
+                shown = f"{self.start_s}..{region_end if region_end is not None else 'end of file'}"
+                raise RequestError("regen_start_s", f"the selection (regen_start_s, regen_length_s) {start}..{end} s "
+                                   f"is not inside the region {shown} s; select inside the item", "bad_region")
+        if not isinstance(self.loop, bool):
+            raise RequestError("loop", f"loop must be true or false, got {self.loop!r}")
+        if self.stereo is not None and self.stereo not in STEREO_MODES:
+            raise RequestError("stereo", f"unknown stereo mode {self.stereo!r}; choose one of {list(STEREO_MODES)}")
+        if self.per_channel and self.stereo not in (None, "per_channel"):
+            raise RequestError("per_channel", f"per_channel contradicts stereo={self.stereo!r}; send only stereo")
+        if self.channel not in CHANNELS:
+            raise RequestError("channel", f"unknown channel {self.channel!r}; choose one of {list(CHANNELS)}")
 
     def validate(self):
         """Everything `check_values` does, plus the source file, the output folder and the fx chain."""
@@ -188,6 +238,9 @@ class VampRequest:
         if self.length_s is not None and self.start_s + self.length_s > info.duration_s + 1e-6:
             raise RequestError("length_s", f"the region {self.start_s}..{self.start_s + self.length_s} s runs "
                                f"past the end of {path} ({info.duration_s:.3f} s)", "bad_region")
+        if self.selection_s is not None and self.selection_s[1] > info.duration_s + 1e-6:
+            raise RequestError("regen_length_s", f"the selection {self.selection_s[0]}..{self.selection_s[1]} s "
+                               f"runs past the end of {path} ({info.duration_s:.3f} s)", "bad_region")
         if self.output_dir:
             check_output_dir(self.output_dir)
         self.fx_chain()

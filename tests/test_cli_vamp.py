@@ -99,7 +99,7 @@ def test_round_trip_keeps_rate_length_channels_and_loudness(tiny_models, tmp_pat
 def test_per_channel_vamps_each_channel_on_its_own(tiny_models, tmp_path):
     two_parts = np.concatenate([tone(1.0, freq_hz=220), tone(1.0, freq_hz=523, seed=1)])  # (2, n), unrelated
     source = write_wav(tmp_path / "clip.wav", two_parts, 44100)
-    assert vamp(tiny_models, source, tmp_path / "shared", "-n", "1", "--seed", "3") == 0
+    assert vamp(tiny_models, source, tmp_path / "shared", "-n", "1", "--seed", "3", "--stereo", "mono") == 0
     assert vamp(tiny_models, source, tmp_path / "split", "-n", "1", "--seed", "3", "--per-channel") == 0
     shared, _ = read(outputs(tmp_path / "shared")[0][0])
     split, _ = read(outputs(tmp_path / "split")[0][0])

@@ -96,7 +96,7 @@ def test_precision_is_part_of_the_token_fingerprint(tiny_models):
     request = SimpleNamespace(start_s=0.0, length_s=2.0, per_channel=False, sample_rate=44100, channels=1,
                               bit_depth=24)
     args = (request, MaskRecipe(), SamplingOptions(), 2, FxChain([]))
-    named = dict(source_sha="0" * 64, seed=1, model_files=auto._model_info["files"])
+    named = dict(source_sha="0" * 64, seed=1, model_files=auto._model_info["files"], windows=auto.windows)
     fp32 = fingerprints(*args, **named, precision=auto.interface.precision)
     bf16 = fingerprints(*args, **named, precision="bf16")  # what Pipeline(precision="bf16") names
     assert fp32[0] != bf16[0] and fp32[1] != bf16[1]

@@ -24,10 +24,10 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_chunks(tiny_models):
-    """A pipeline whose interface decodes in chunks of 0.25 s, so a short clip has several."""
+    """A pipeline with the reference's independent chunks of 0.25 s, so a short clip has several."""
     from bridge.pipeline import Pipeline
 
-    pipeline = Pipeline(model_dir=str(tiny_models), device="cpu")
+    pipeline = Pipeline(model_dir=str(tiny_models), device="cpu", windows=None)
     pipeline.interface.coarse.chunk_size_s = 0.25
     pipeline.interface.c2f.chunk_size_s = 0.25
     return pipeline
@@ -141,6 +141,29 @@ def test_the_trace_makes_what_the_pipeline_makes(traced, small_chunks, tmp_path)
             assert (masked[:4] == (record.arrays["coarse_start"][k] == 1024)).all()
             assert (masked[4:] == (record.arrays["c2f_start"][k, 4:] == 1024)).all()
         assert record.meta["seeds"][k] == recipe["seed"]
+
+
+def test_a_windowed_trace_makes_what_the_windowed_pipeline_makes(tiny_models, clip, tmp_path):
+    """With windows, each recorded chunk is what one window decided; together they tile the clip."""
+    from bridge.engine.windows import WindowSettings
+    from bridge.pipeline import Pipeline
+
+    pipeline = Pipeline(model_dir=str(tiny_models), device="cpu",
+                        windows=WindowSettings(window_s=0.3, overlap_s=0.09, c2f_window_s=0.3, c2f_overlap_s=0.09))
+    request = VampRequest(source_path=str(clip), mask="balanced", seed=5, n_variations=2,
+                          sampling={"sampling_steps": STEPS, "c2f_sampling_steps": C2F_STEPS},
+                          output_dir=str(tmp_path / "trace"))
+    record = TraceRecord(run_trace(pipeline, request, tmp_path / "trace", log=lambda message: None))
+    T = record.meta["n_frames"]
+    for stage in record.stages:
+        frames = record.arrays[f"{stage}_chunk_frames"]
+        assert len(frames) >= 2 and frames.sum() >= T  # c2f: its padding beyond the clip's end too
+        assert not (record.arrays[f"{stage}_final"] == 1024).any()
+    again = VampRequest.from_dict({**request.to_dict(), "output_dir": str(tmp_path / "pipeline")})
+    for k, result in enumerate(pipeline.run(again)):
+        recipe = json.loads(open(result.recipe_path).read())
+        with np.load(tmp_path / "pipeline" / recipe["tokens"]) as data:
+            assert (data["codes"][0] == record.arrays["final_codes"][k]).all()
 
 
 class Links(HTMLParser):

@@ -215,6 +215,10 @@ class MaskRecipe:
     onset_mask_width: int = 0  # frames kept on each side of every onset; 0 = off
     beat_after_s: float = 0.0  # keep this long after each beat; 0 = off
     beat_before_s: float = 0.0
+    # beat and downbeat times in seconds from the region start (e.g. the DAW's tempo map), used
+    # instead of detection; downbeats count as beats. None: detect them from the audio.
+    beats_s: list | None = None
+    downbeats_s: list | None = None
     blocks_s: list = field(default_factory=list)  # [[start_s, end_s], ...] regenerated
     strided: int = 0  # keep every n-th frame exactly; 0 = off
     strided_offset: int = 0
@@ -247,6 +251,11 @@ class MaskRecipe:
             bad("periodic_offset", self.periodic_offset, "must be a whole number >= 0, or null for random")
         if self.compression is not None and (not isinstance(self.compression, int) or self.compression < 0):
             bad("compression", self.compression, "must be a whole number of codebooks >= 0, or null")
+        for name in ("beats_s", "downbeats_s"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+                bad(name, value, "must be a list of times in seconds from the region start, or null to detect")
         for block in self.blocks_s:
             if (not isinstance(block, (list, tuple)) or len(block) != 2
                     or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in block)
@@ -275,6 +284,7 @@ class MaskRecipe:
         if not isinstance(value, dict):
             raise ValueError(f"mask recipe must be a preset name or a JSON object, not {type(value).__name__}")
         names = {f.name for f in fields(cls)}
+        value = {k: v for k, v in value.items() if k != "beats_source"}  # derived, recorded by to_json
         unknown = sorted(set(value) - names)
         if unknown:
             raise ValueError(f"unknown mask recipe field(s) {unknown}; known: {sorted(names - {'preset'})}")
@@ -284,14 +294,22 @@ class MaskRecipe:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        for optional in ("compression", "grid", "grid_rle", "preset"):
+        for optional in ("compression", "grid", "grid_rle", "preset", "beats_s", "downbeats_s"):
             if data[optional] is None:
                 del data[optional]
+        if self.beat_after_s > 0:
+            data["beats_source"] = self.beats_source
         return data
 
     @property
+    def beats_source(self) -> str:
+        """Where the beat term's beats come from: "given" (beats_s/downbeats_s) or "detected"."""
+        return "given" if self.beats_s is not None or self.downbeats_s is not None else "detected"
+
+    @property
     def uses_audio(self) -> bool:
-        return self.grid is None and self.grid_rle is None and (self.onset_mask_width > 0 or self.beat_after_s > 0)
+        return self.grid is None and self.grid_rle is None and (
+            self.onset_mask_width > 0 or (self.beat_after_s > 0 and self.beats_source == "detected"))
 
     # -- building --
     def build(self, shape, generator=None, audio=None, sample_rate: int = SAMPLE_RATE,
@@ -317,7 +335,11 @@ class MaskRecipe:
             onsets = detect_onsets(audio, hop_length)
             mask = mask_and(mask, frames_near_events(shape, onsets, self.onset_mask_width, self.onset_mask_width))
         if self.beat_after_s > 0:
-            beats = detect_beats(audio, sample_rate, hop_length)
+            if self.beats_source == "given":
+                given = sorted({*(self.beats_s or []), *(self.downbeats_s or [])})
+                beats = [int(t * sample_rate / hop_length) for t in given if 0 <= t * sample_rate / hop_length < T]
+            else:
+                beats = detect_beats(audio, sample_rate, hop_length)
             mask = mask_and(mask, frames_near_events(shape, beats, frames(self.beat_before_s),
                                                      frames(self.beat_after_s)))
         if self.blocks_s:

@@ -44,10 +44,15 @@ N_BUCKETS = 32
 MAX_DISTANCE = 128
 
 
-def relative_position_buckets(length: int) -> torch.Tensor:  # -> (T_query, T_key) long
-    """Bucket of rel = key_pos - query_pos: exact below 8, log-spaced up to 128, +16 for rel > 0."""
+def relative_position_buckets(length: int, circular: bool = False) -> torch.Tensor:  # -> (T_query, T_key) long
+    """Bucket of rel = key_pos - query_pos: exact below 8, log-spaced up to 128, +16 for rel > 0.
+
+    `circular`: positions on a ring of `length` (loops), rel taken the short way round, in
+    [-length/2, length/2), so the bias depends only on (key - query) mod length."""
     pos = torch.arange(length)
     rel = pos[None, :] - pos[:, None]
+    if circular:
+        rel = (rel + length // 2) % length - length // 2
     half = N_BUCKETS // 2  # 16 per direction
     exact = half // 2  # 8
     bucket = (rel > 0).long() * half
@@ -344,8 +349,8 @@ class VampNetTransformer(nn.Module):
         self._bias_cache = {}
         return self
 
-    def _bias_from_table(self, table, length: int):  # (32, H) -> (1, H, T, T)
-        buckets = relative_position_buckets(length).to(table.device)
+    def _bias_from_table(self, table, length: int, circular: bool = False):  # (32, H) -> (1, H, T, T)
+        buckets = relative_position_buckets(length, circular).to(table.device)
         return table[buckets].permute(2, 0, 1).unsqueeze(0).contiguous()
 
     def set_precision(self, precision: str):
@@ -363,22 +368,23 @@ class VampNetTransformer(nn.Module):
         self.precision = precision
         return self
 
-    def position_bias(self, length: int) -> torch.Tensor:  # -> (1, H, T, T)
-        """The relative-position bias for a sequence length, computed once and cached.
+    def position_bias(self, length: int, circular: bool = False) -> torch.Tensor:  # -> (1, H, T, T)
+        """The relative-position bias for a sequence length (on a ring if `circular`, for loops),
+        computed once and cached.
 
         The cached tensor is built outside inference mode and without autograd history, so it
         serves calls in and out of `inference_mode` alike; where gradients are wanted it is
         computed afresh from the table."""
         table = self.transformer.layers[0].self_attn.relative_attention_bias.weight  # (32, H)
         if _tracks_gradients(table):
-            return self._bias_from_table(table, length)
-        bias = self._bias_cache.get(length)
+            return self._bias_from_table(table, length, circular)
+        bias = self._bias_cache.get((length, circular))
         if bias is None:
             with torch.inference_mode(False), torch.no_grad():
-                bias = self._bias_from_table(table.detach(), length)
+                bias = self._bias_from_table(table.detach(), length, circular)
             if len(self._bias_cache) > 8:
                 self._bias_cache.clear()
-            self._bias_cache[length] = bias
+            self._bias_cache[(length, circular)] = bias
         return bias
 
     def embed(self, codes):  # (B, C, T) with MASK = vocab_size -> (B, T, d)
@@ -392,14 +398,15 @@ class VampNetTransformer(nn.Module):
             x = x + tables[i][codes[:, i]]
         return x + self.embedding.out_proj.bias
 
-    def hidden(self, codes):  # (B, C, T) -> (B, T, d)
-        """Everything up to the head: the transformer's final normalised activations."""
+    def hidden(self, codes, circular: bool = False):  # (B, C, T) -> (B, T, d)
+        """Everything up to the head: the transformer's final normalised activations
+        (`circular`: the sequence is a ring, for loops)."""
         x = self.embed(codes)
-        bias = self.position_bias(codes.shape[-1])
-        return self.transformer(x, bias if self.precision == "fp32" else self.position_bias_bf16(bias))
+        bias = self.position_bias(codes.shape[-1], circular)
+        return self.transformer(x, bias if self.precision == "fp32" else self.position_bias_bf16(bias, circular))
 
-    def position_bias_bf16(self, bias):  # the bias in attention's precision, cast once per length
-        key = ("bf16", bias.shape[-1])
+    def position_bias_bf16(self, bias, circular: bool = False):  # in attention's precision, cast once per length
+        key = ("bf16", bias.shape[-1], circular)
         if key not in self._bias_cache:
             self._bias_cache[key] = bias.to(torch.bfloat16)
         return self._bias_cache[key]

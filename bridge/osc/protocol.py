@@ -53,7 +53,7 @@ REQUESTS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ..
     "hello": ((), ()),
     "ping": ((), ()),
     "vamp": (_REGION + (("mask", STR), ("sampling", STR), ("fx", STR), ("n_variations", INT),
-                        ("seed", INT), ("output_dir", STR)), (("priority", STR),)),
+                        ("seed", INT), ("output_dir", STR)), (("priority", STR), ("options", STR))),
     "rerender": ((("client", STR), ("recipe_path", STR), ("fx", STR), ("seed", INT),
                   ("output_dir", STR), ("item_guid", STR), ("take_guid", STR)),
                  (("priority", STR),)),
@@ -318,7 +318,25 @@ def vamp_request(cmd: Command):
     d["n_variations"] = a["n_variations"]
     d["seed"] = _seed(a["seed"])
     d["output_dir"] = _output_dir(a["output_dir"])
+    d.update(vamp_options(a.get("options", "")))
     return VampRequest.from_dict(d)
+
+
+#: `vamp`'s `options` keys (docs/osc.md), all request fields of the same name
+VAMP_OPTIONS = ("regen_start_s", "regen_length_s", "loop", "stereo", "channel")
+
+
+def vamp_options(text: str) -> dict:
+    """The `options` argument of `vamp`: "" or a JSON object of VAMP_OPTIONS keys."""
+    if not text.strip():
+        return {}
+    options = parse_json("options", text)
+    if not isinstance(options, dict):
+        raise ProtocolError("bad_request", 'options must be a JSON object, e.g. {"loop": true}')
+    unknown = sorted(set(options) - set(VAMP_OPTIONS))
+    if unknown:
+        raise ProtocolError("bad_argument", f"unknown option {unknown[0]!r} in options; known: {list(VAMP_OPTIONS)}")
+    return options
 
 
 def rerender_request(cmd: Command):

@@ -38,13 +38,13 @@ class LocalNames:
 def local_names(request, *, model_files: dict, seed: int, precision: str) -> LocalNames:
     """The names a local run of `request` with the models `model_files` (a recipe's
     `models.files`) at `precision` gives the variation seeded `seed`."""
-    from bridge.pipeline import cached_sha256, fingerprints
+    from bridge.pipeline import WINDOWS, cached_sha256, fingerprints
 
     options, c2f_steps = request.sampling_options()
     token_fingerprint, fingerprint = fingerprints(
         request, request.mask_recipe(), options, c2f_steps, request.fx_chain(),
         source_sha=cached_sha256(request.source_path), seed=seed, model_files=model_files,
-        precision=precision)
+        precision=precision, windows=WINDOWS)  # the maker's pipeline generates with the default windows
     return LocalNames(variation_stem(request.source_path, fingerprint, seed), fingerprint, token_fingerprint)
 
 

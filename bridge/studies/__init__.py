@@ -1,6 +1,6 @@
 """Masking studies and generation traces: VampNet's experiments on the user's own clip.
 
-    vampbridge study KIND INPUT -o DIR     density | patterns | periodic | depth | presets
+    vampbridge study KIND INPUT -o DIR     density | patterns | periodic | depth | presets | seams
     vampbridge trace INPUT -o DIR [vamp options]
 
 `study.run_study` sweeps one mask parameter (one `Pipeline.run` per setting, the same seed) and
@@ -21,6 +21,12 @@ def cli_study(args) -> int:
     """`vampbridge study`: argparse namespace in, exit code out."""
     from ..cli import make_pipeline  # the CLI's model options (--model, --device, --finetune), as vamp uses them
 
+    if args.kind == "seams":  # chunks against windows on one clip (seams.py)
+        from .seams import run_seams
+
+        run_seams(make_pipeline(args), args.input, args.output, seed=args.seed, steps=args.steps,
+                  c2f_steps=args.c2f_steps, start_s=args.start, length_s=args.length)
+        return 0
     values = parse_values(args.kind, args.values)  # bad values fail before the models load
     pipeline = make_pipeline(args)
     run_study(pipeline, args.kind, args.input, args.output, seed=args.seed, steps=args.steps,

@@ -7,7 +7,9 @@ stage starts from, the codes it ends with, and for every generated cell the step
 rebuilds any step. The layout is in docs/formats.md.
 
 The trace reproduces what `Pipeline.run` makes for the same request: the same preprocessing, the
-same mask from the same seed, the same `Interface.vamp` call (tests hold it to that).
+same mask from the same seed, the same windows (`windowed_vamp`, or `Interface.vamp` for a pipeline
+with the reference's chunks); for a stereo source, the mid row (tests hold it to that). In windowed
+runs each "chunk" of the record is what one window decided (its committed frames).
 """
 
 import datetime
@@ -23,6 +25,8 @@ import torch
 from .. import __version__
 from ..audio import read_region, write_audio_atomic
 from ..engine.sampler import Trace, n_still_masked
+from .. import stereo
+from ..engine.windows import windowed_vamp
 from ..output_folder import check_report_folder
 from ..request import RequestError
 from . import figures, html
@@ -80,7 +84,6 @@ def stage_arrays(trace: Trace, stage: str, n_items: int, n_frames: int, n_steps:
                                    "(feedback passes cannot be traced)")
             seen[item, k] = True
             n = min(length, n_frames - first)
-            chunk_frames[k] = n
             tokens = run["start"][j].numpy()  # (C, L)
             masked = tokens == mask_token
             start = tokens
@@ -96,9 +99,13 @@ def stage_arrays(trace: Trace, stage: str, n_items: int, n_frames: int, n_steps:
                 tokens, masked = now_tokens, now_masked
             if masked.any():
                 raise RuntimeError(f"{stage} chunk at frame {first} still had masked cells after its last step")
-            out["start"][item, :, first:first + n] = start[:, :n]
-            out["final"][item, :, first:first + n] = tokens[:, :n]
-            out["fill_step"][item, :, first:first + n] = fill[:, :n]
+            # a window decided only its committed frames; a chunk all of its own
+            lo, hi = run.get("commit", (0, n))
+            hi = min(hi, n)
+            chunk_frames[k] = hi - lo
+            out["start"][item, :, first + lo:first + hi] = start[:, lo:hi]
+            out["final"][item, :, first + lo:first + hi] = tokens[:, lo:hi]
+            out["fill_step"][item, :, first + lo:first + hi] = fill[:, lo:hi]
             out["n0"][item, k] = run["n0"][j]
             out["steps_run"][item, k] = len(run["steps"])
     if not seen.all():
@@ -190,8 +197,9 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
     """Generate `request`'s variations with the trace on; write trace.npz, figures, WAVs and
     report.html into `output_dir` (default: the request's output_dir). Returns the npz path."""
     request.validate()
-    if request.per_channel:
-        raise RequestError("per_channel", "a trace records the mono mix the engine sees; drop --per-channel")
+    if request.stereo_mode in ("per_channel", "coupled"):
+        raise RequestError("stereo", "a trace records the mono (mid) mix the engine sees; use --stereo mid_side "
+                           "or mono")
     if request.seed is None:
         request.seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
     root = check_report_folder(str(Path(output_dir or request.output_dir).expanduser().resolve()),
@@ -202,8 +210,12 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
 
     interface = pipeline.interface
     mask_token = interface.codec.codebook_size
+    if request.loop or request.selection_s is not None:
+        raise RequestError("loop" if request.loop else "regen_start_s",
+                           "a trace records a whole region, not a loop or a selection; drop --loop / --select")
     source, source_rate = read_region(request.source_path, request.start_s, request.length_s)
-    engine_input = interface.preprocess_audio(source, source_rate)  # (1, n)
+    source = stereo.select_channels(source, request.channel)
+    engine_input = stereo.engine_rows(interface, source, "mono", source_rate, False)[0][0]  # (1, n): the mid
     n_samples = engine_input.shape[-1]
     with torch.inference_mode():
         codes = interface.encode_audio(engine_input)  # (1, 14, T)
@@ -214,8 +226,12 @@ def run_trace(pipeline, request, output_dir=None, log=_log_to_stderr) -> Path:
                        for s in seeds])
     trace = Trace()
     started = time.perf_counter()
-    final = interface.vamp(codes.repeat(len(seeds), 1, 1), masks, batch_size=len(seeds), seeds=seeds,
-                           c2f_sampling_steps=c2f_steps, trace=trace, **options.to_dict())
+    if pipeline.windows is None:  # the reference's independent chunks
+        final = interface.vamp(codes.repeat(len(seeds), 1, 1), masks, batch_size=len(seeds), seeds=seeds,
+                               c2f_sampling_steps=c2f_steps, trace=trace, **options.to_dict())
+    else:
+        final = windowed_vamp(interface, codes, masks, seeds, options, c2f_sampling_steps=c2f_steps,
+                              settings=pipeline.windows, trace=trace)
     generate_s = time.perf_counter() - started
     log(f"generated {len(seeds)} variation(s) in {generate_s:.1f} s with the trace on")
 
