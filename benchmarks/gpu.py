@@ -219,11 +219,11 @@ def codec_case(size: str, device, minutes: float) -> dict:
     t = torch.arange(n, dtype=torch.float32) / codec.sample_rate
     audio = (0.3 * torch.sin(2 * torch.pi * 220.0 * t))[None, None].to(device)
     with torch.inference_mode():
-        codec.decode(codec.encode(audio[..., :min(n, 2 * codec.chunk_frames * codec.hop_length)]))  # warm-up
+        codec.decode_codes(codec.encode_codes(audio[..., :min(n, 2 * codec.chunk_frames * codec.hop_length)]))  # warm-up
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        encode_s, codes = timed(device, lambda: codec.encode(audio))
-        decode_s, out = timed(device, lambda: codec.decode(codes, length=n))
+        encode_s, codes = timed(device, lambda: codec.encode_codes(audio))
+        decode_s, out = timed(device, lambda: codec.decode_codes(codes, length=n))
     row = {"minutes": minutes, "chunk_frames": codec.chunk_frames, "encode_s": round(encode_s, 3),
            "decode_s": round(decode_s, 3), "encode_x_realtime": round(minutes * 60 / encode_s, 1),
            "decode_x_realtime": round(minutes * 60 / decode_s, 1), "samples_out": int(out.shape[-1])}

@@ -274,10 +274,13 @@ class Pipeline:
             indices = list(range(request.n_variations)) if only_variations is None else sorted(set(only_variations))
             groups = self._groups(indices)
             results = []
-            for g, group in enumerate(groups):
-                report = on_progress if len(groups) == 1 else _group_progress(on_progress, g, len(groups), group)
-                results += self._run(request, report, on_result, should_cancel, group, skip_existing, token_dirs,
-                                     take_suffix)
+            # One folder for the whole job: held open, so a folder swapped between groups is caught
+            # as a swap at the next publish, like one swapped within a group.
+            with OutputFolder.open(request.output_dir or default_render_dir()) as folder:
+                for g, group in enumerate(groups):
+                    report = on_progress if len(groups) == 1 else _group_progress(on_progress, g, len(groups), group)
+                    results += self._run(request, report, on_result, should_cancel, group, skip_existing,
+                                         token_dirs, take_suffix, folder)
             return sorted(results, key=lambda r: r.index)
 
     def _groups(self, indices: list[int]) -> list[list[int]]:
@@ -293,7 +296,7 @@ class Pipeline:
         return [indices[i:i + size] for i in range(0, len(indices), size)] or [indices]
 
     def _run(self, request, on_progress, on_result, should_cancel, only_variations, skip_existing, token_dirs,
-             take_suffix):
+             take_suffix, folder):
         timings = {}
         started = time.perf_counter()
 
@@ -313,9 +316,8 @@ class Pipeline:
         indices = list(range(request.n_variations)) if only_variations is None else sorted(set(only_variations))
         if any(not 0 <= k < request.n_variations for k in indices):
             raise RequestError("variation", f"variations {indices} outside 0..{request.n_variations - 1}")
-        with OutputFolder.open(request.output_dir or default_render_dir()) as folder:
-            return self._make(request, recipe, options, c2f_steps, chain, indices, folder, progress, on_result,
-                              skip_existing, token_dirs, take_suffix, timings, started)
+        return self._make(request, recipe, options, c2f_steps, chain, indices, folder, progress, on_result,
+                          skip_existing, token_dirs, take_suffix, timings, started)
 
     def _make(self, request, recipe, options, c2f_steps, chain, indices, folder, progress, on_result,
               skip_existing, token_dirs, take_suffix, timings, started):
