@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .interface import derive_seed
+from .seeds import chunk_generator
 from .sampler import SamplingOptions, generate
 
 
@@ -129,7 +129,7 @@ def plan_windows(n_frames: int, window: int, context: int, lookahead: int, loop:
 
 class _Ring:
     """A transformer seen through circular relative distances (for `generate`, which only calls
-    `hidden`, `logits_at` and reads sizes)."""
+    `hidden`, `cell_logits` and reads sizes)."""
 
     def __init__(self, model):
         self._model = model
@@ -178,11 +178,7 @@ def run_windows(interface, model, z, mask, stage: str, seeds, options: SamplingO
     done = 0
     for k, w in enumerate(plan):
         idx = (torch.arange(w.length, device=z.device) + w.start) % T_run
-        gens = []
-        for seed in seeds:
-            g = torch.Generator(device=interface.device)
-            g.manual_seed(derive_seed(seed, stage, k))
-            gens.append(g)
+        gens = [chunk_generator(seed, stage, k) for seed in seeds]  # CPU generators, as Interface's
         window_mask = mask[:, :, idx].clone()
         window_mask[:, :, decided[idx]] = 0  # decided frames are kept context
         kept_before = decided.clone()
@@ -196,9 +192,9 @@ def run_windows(interface, model, z, mask, stage: str, seeds, options: SamplingO
 
             if trace is not None:
                 trace.label(stage, [(b, w.start) for b in range(lo, hi)])
-            with interface._autocast():
-                result[lo:hi] = generate(_Ring(model) if w.circular else model, out[lo:hi][:, :, idx],
-                                         window_mask[lo:hi], options, gens[lo:hi], on_step=step_done, trace=trace)
+            result[lo:hi] = generate(_Ring(model) if w.circular else model, out[lo:hi][:, :, idx],
+                                     window_mask[lo:hi], options, gens[lo:hi], on_step=step_done, trace=trace,
+                                     step_fn=interface.step_fn)
             if trace is not None:
                 trace.runs[-1]["commit"] = (w.commit_from, w.commit_to)  # the frames this window decided
             done += 1
@@ -254,7 +250,7 @@ def encode_ring(interface, audio):
         raise ValueError(f"a ring of {x.shape[-1]} samples is not a whole number of {hop}-sample frames")
     context = interface.codec.encode_context_frames * hop
     padded = _wrap(x, context)
-    codes = interface.codec.encode(padded)
+    codes = interface.codec.encode_codes(padded)
     first = interface.codec.encode_context_frames
     return codes[..., first:first + x.shape[-1] // hop]
 
