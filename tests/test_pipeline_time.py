@@ -205,3 +205,16 @@ def test_a_loop_written_at_another_rate_stays_seamless_and_exact(pipeline, tmp_p
     assert out.shape == (1, 88200) and recipe["output"]["sample_rate"] == 44100
     steps = np.abs(np.diff(np.concatenate([out[0], out[0, :1]])))
     assert steps[-1] <= 4 * np.percentile(steps, 99.9)
+
+
+def test_given_beats_need_no_audio_and_bad_ones_are_named():
+    from bridge.engine.prompts import MaskRecipe
+
+    recipe = MaskRecipe.from_json({"preset": "rhythm", "beats_s": [0.0, 0.5], "downbeats_s": [0.0]})
+    assert not recipe.uses_audio and recipe.to_json()["beats_source"] == "given"
+    mask = recipe.build((1, 14, 60))  # no audio: the beats are given
+    assert (mask[0, :3, 0] == 0).all() and (mask[0, :3, int(0.5 * SR / 768)] == 0).all()
+    assert MaskRecipe.from_json(recipe.to_json()) == recipe  # beats_source is derived, read back as given
+    assert MaskRecipe.from_json("rhythm").to_json()["beats_source"] == "detected"
+    with pytest.raises(ValueError, match="beats_s"):
+        MaskRecipe.from_json({"beats_s": ["one"]})

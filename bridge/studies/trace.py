@@ -63,6 +63,7 @@ def stage_arrays(trace: Trace, stage: str, n_items: int, n_frames: int, n_steps:
     chunk_of = {s: k for k, s in enumerate(starts)}
     K = len(starts)
     chunk_frames = np.zeros(K, np.int32)
+    commit_start = np.asarray(starts, np.int32)  # first frame each chunk (window) decided
     out = {
         "start": np.zeros((n_items, n_codebooks, n_frames), np.int16),
         "final": np.zeros((n_items, n_codebooks, n_frames), np.int16),
@@ -103,6 +104,7 @@ def stage_arrays(trace: Trace, stage: str, n_items: int, n_frames: int, n_steps:
             lo, hi = run.get("commit", (0, n))
             hi = min(hi, n)
             chunk_frames[k] = hi - lo
+            commit_start[k] = first + lo
             out["start"][item, :, first + lo:first + hi] = start[:, lo:hi]
             out["final"][item, :, first + lo:first + hi] = tokens[:, lo:hi]
             out["fill_step"][item, :, first + lo:first + hi] = fill[:, lo:hi]
@@ -110,7 +112,7 @@ def stage_arrays(trace: Trace, stage: str, n_items: int, n_frames: int, n_steps:
             out["steps_run"][item, k] = len(run["steps"])
     if not seen.all():
         raise RuntimeError(f"the trace misses {int((~seen).sum())} {stage} chunk(s)")
-    out["chunk_start"] = np.asarray(starts, np.int32)
+    out["chunk_start"] = commit_start
     out["chunk_frames"] = chunk_frames
     return out
 
