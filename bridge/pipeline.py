@@ -307,9 +307,8 @@ class Pipeline:
                 fraction = _stage_start(stage) + STAGE_WEIGHTS[stage] * min(1.0, max(0.0, within))
                 on_progress(Progress(round(fraction, 4), stage, variation))
 
-        request.validate()
-        if request.seed is None:
-            request.seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+        # run() validated the request and picked the seed once; the held folder is checked at
+        # every publish (a folder swapped between groups is a swap, not a new folder to check)
         recipe = request.mask_recipe()
         options, c2f_steps = request.sampling_options()
         chain = request.fx_chain()

@@ -85,16 +85,14 @@ def test_bf16_is_refused_and_the_model_left_in_fp32_when_the_check_fails(monkeyp
 
 def test_precision_is_part_of_the_token_fingerprint(tiny_models):
     """The same request at another precision gives other tokens, so it must name other files."""
-    from types import SimpleNamespace
-
     from bridge.engine import MaskRecipe, SamplingOptions
     from bridge.fx import FxChain
     from bridge.pipeline import Pipeline, fingerprints
+    from bridge.request import VampRequest
 
     auto = Pipeline(model_dir=tiny_models, device="cpu")  # auto: fp32 off CUDA
     assert auto.interface.precision == "fp32" and auto.info()["precision"] == "fp32"
-    request = SimpleNamespace(start_s=0.0, length_s=2.0, per_channel=False, sample_rate=44100, channels=1,
-                              bit_depth=24)
+    request = VampRequest(source_path="/music/clip.wav", start_s=0.0, length_s=2.0)
     args = (request, MaskRecipe(), SamplingOptions(), 2, FxChain([]))
     named = dict(source_sha="0" * 64, seed=1, model_files=auto._model_info["files"], windows=auto.windows)
     fp32 = fingerprints(*args, **named, precision=auto.interface.precision)

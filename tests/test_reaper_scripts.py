@@ -702,7 +702,9 @@ def test_a_take_the_companion_hands_over_plays_like_the_take_it_was_made_from(tm
     try:
         sc.wait_ready("listening")
         guid = next(line.split()[1] for line in sc.stdout if line.startswith("GUID "))
-        gui = ListenerClient(listener_port)
+        from bridge.secret import ensure_secret
+
+        gui = ListenerClient(listener_port, token=ensure_secret())  # the companion sends the per-user secret
         assert gui.ask("take", "ssss", guid, str(render), str(recipe), "vamp 1 balanced s5") == (
             "/vampbridge/take_added", [True, ""])
     finally:

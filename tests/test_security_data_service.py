@@ -79,7 +79,9 @@ def test_an_output_folder_swapped_for_a_link_while_the_service_renders_gets_noth
     before = set(REFUSED_TARGET.rglob("*"))
 
     def swap_when_rendering(event):
-        if isinstance(event, ProgressEvent) and event.stage == "rendering" and not out.is_symlink():
+        # After the first variation is out, before the second is published (progress events are
+        # rate-limited, so a "rendering" one may never be seen; results always are).
+        if isinstance(event, ResultEvent) and not out.is_symlink():
             out.rename(tmp_path / "moved")
             out.symlink_to(REFUSED_TARGET)
 
