@@ -736,6 +736,27 @@ def test_open_in_editor(tmp_path, wav, service, editor):
     assert svc.requests_to("pending") == [] and report["exec_log"] == []
 
 
+def test_open_in_editor_sends_the_tempo_maps_bars_and_beats_in_region_time(tmp_path, wav, service):
+    """`open`'s `beats` argument: the tempo map's beats and downbeats inside the region, in
+    seconds of source from the region start (playrate applied), across a tempo change."""
+    svc = service(editor=True)
+    scenario(tmp_path, """
+      double.project.tempo = {
+        { measure = 0, bpm = 120, num = 4, denom = 4 },
+        { measure = 1, bpm = 60, num = 3, denom = 4 },
+      }
+      item{ position_s = 1, length_s = 3, startoffs_s = 0.5, playrate = 1.0 / 1.5 }
+      run_to_end("Open selected item in editor")
+    """, wav=str(wav), settings=settings_for(svc.port, tmp_path)).run()
+    (request,) = svc.requests_to("open")
+    assert len(request) == 13
+    beats = json.loads(request[12])
+    # Timeline [1, 4): 120 BPM beats at 1, 1.5 (bar 1 ends at 2 s), then 3/4 at 60: bar at 2, beats 3.
+    timeline = [1.0, 1.5, 2.0, 3.0]
+    assert beats["beats_s"] == pytest.approx([(t - 1.0) / 1.5 for t in timeline], abs=1e-6)
+    assert beats["downbeats_s"] == pytest.approx([(2.0 - 1.0) / 1.5], abs=1e-6)
+
+
 def test_open_in_editor_opens_every_selected_audio_item_and_names_what_it_skips(tmp_path, wav, service):
     svc = service(editor=True)
     report = scenario(tmp_path, """

@@ -3,7 +3,7 @@
 -- @author VampBridge developers
 -- @about
 --   Sends the selected audio items to the VampBridge companion
---   (`vampbridge gui`), which opens it in its mask editor. Part of the VampBridge package; see
+--   (`vampbridge gui`), which opens it in its mask editor, with the project's bars and beats. Part of the VampBridge package; see
 --   "VampBridge - Vamp selected items".
 -- @noindex
 -- @changelog
@@ -14,6 +14,7 @@ package.path = script_dir .. "?.lua;" .. package.path
 
 local items = require("vampbridge_items")
 local jobs = require("vampbridge_jobs")
+local json = require("vampbridge_json")
 
 local TITLE = "VampBridge - Open selected item in editor"
 
@@ -25,7 +26,8 @@ local NO_EDITOR_HELP = "The VampBridge service answering on this port has no edi
 local function collect_selection()
   local found, skipped = {}, {}
   for i = 0, reaper.CountSelectedMediaItems(0) - 1 do
-    local r, why, kind = items.describe(reaper.GetSelectedMediaItem(0, i), { time_selection = true })
+    local r, why, kind = items.describe(reaper.GetSelectedMediaItem(0, i),
+      { time_selection = true, beats = true })
     if r then
       found[#found + 1] = r
     else
@@ -34,6 +36,12 @@ local function collect_selection()
     end
   end
   return found, skipped
+end
+
+--- The `beats` argument: the tempo map's beats so the editor's ruler shows Reaper's bars.
+local function beats_argument(r)
+  if not r.beats_s or #r.beats_s == 0 then return "" end
+  return json.encode({ beats_s = r.beats_s, downbeats_s = r.downbeats_s })
 end
 
 local function main()
@@ -65,8 +73,8 @@ local function main()
         on_timeout = function()
           s.problems[#s.problems + 1] = "The service accepted the connection but did not answer the open request."
         end,
-      }, "ssdddiiss", s.client_name, r.source_path, r.start_s, r.length_s, r.playrate,
-        r.sample_rate, r.channels, r.item_guid, r.take_guid)
+      }, "ssdddiisss", s.client_name, r.source_path, r.start_s, r.length_s, r.playrate,
+        r.sample_rate, r.channels, r.item_guid, r.take_guid, beats_argument(r))
     end
   end
   session:run(function(s) s:report(TITLE) end)
