@@ -62,7 +62,7 @@ REQUESTS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ..
     "status": ((("job_id", STR),), ()),
     "pending": ((("client", STR),), ()),
     "ack": ((("job_id", STR), ("variation", INT)), ()),
-    "open": (_REGION, ()),
+    "open": (_REGION, (("beats", STR),)),
 }
 
 #: reply name -> OSC type tags of its arguments (the first is always the request id).
@@ -113,6 +113,9 @@ class OpenRequest:
     channels: int | None
     item_guid: str
     take_guid: str
+    #: Reaper's tempo-map beats and downbeats, seconds from the region start (None: not sent)
+    beats_s: tuple[float, ...] | None = None
+    downbeats_s: tuple[float, ...] | None = None
 
 
 # -- datagrams --------------------------------------------------------------------------------
@@ -374,7 +377,34 @@ def open_request(cmd: Command) -> OpenRequest:
         check_source_file(a["source_path"])
     except InputError as e:
         raise ProtocolError(e.code, str(e)) from None
-    return OpenRequest(client=a["client"], **_region_fields(a))
+    return OpenRequest(client=a["client"], **_region_fields(a), **open_beats(a.get("beats", "")))
+
+
+def open_beats(text: str) -> dict:
+    """`open`'s `beats` argument: "" (none) or `{"beats_s": [...], "downbeats_s": [...]}`,
+    seconds >= 0 from the region start; anything else is `bad_argument` naming the field."""
+    if not text.strip():
+        return {}
+    try:
+        beats = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError("bad_argument", f"beats is not valid JSON ({e}): {text[:60]!r}") from None
+    if not isinstance(beats, dict) or "beats_s" not in beats:
+        raise ProtocolError("bad_argument", 'beats must be a JSON object {"beats_s": [...], '
+                            '"downbeats_s": [...]} (seconds from the region start), or "" for none')
+    unknown = sorted(set(beats) - {"beats_s", "downbeats_s"})
+    if unknown:
+        raise ProtocolError("bad_argument", f"unknown key {unknown[0]!r} in beats; known: beats_s, downbeats_s")
+    out = {}
+    for field in ("beats_s", "downbeats_s"):
+        times = beats.get(field, [])
+        if not isinstance(times, list) or not all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0
+                for t in times):
+            raise ProtocolError("bad_argument", f"beats.{field} must be a list of seconds >= 0 from "
+                                f"the region start: {json.dumps(times)[:60]}")
+        out[field] = tuple(sorted(float(t) for t in times))
+    return out
 
 
 def priority_of(cmd: Command):
