@@ -74,6 +74,9 @@ class Clip:
     item_guid: str = ""  # set when Reaper opened the clip: where takes go back to
     take_guid: str = ""
     client: str = ""
+    # Reaper's tempo-map beats and bar starts, seconds from the clip's start (None: detect them)
+    beats_s: tuple[float, ...] | None = None
+    downbeats_s: tuple[float, ...] | None = None
     extra: dict = field(default_factory=dict)
 
     @property

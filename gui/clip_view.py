@@ -56,8 +56,8 @@ class _TimeViewBox(pg.ViewBox):
 
 
 class BarAxis(pg.AxisItem):
-    """The top ruler: bars (numbered) and beats once the clip's beats are known, token frames
-    before. Bars are thinned so their numbers never overlap; beats show as minor ticks when there
+    """The top ruler: bars (numbered) and beats once the clip's beats are known (Reaper's bars,
+    or every 4th detected beat), token frames before. Bars are thinned so their numbers never overlap; beats show as minor ticks when there
     is room."""
 
     MIN_LABEL_PX = 36
@@ -68,26 +68,28 @@ class BarAxis(pg.AxisItem):
         self.time_view = time_view
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
-        beats = self.time_view.beats_frames
-        if len(beats) < 2 or size <= 0:
+        beats, bars = self.time_view.beats_frames, self.time_view.bar_frames()
+        if len(beats) < 2 or len(bars) == 0 or size <= 0:
             return super().tickValues(minVal, maxVal, size)
         px_per_frame = size / max(1e-9, maxVal - minVal)
-        px_per_beat = float(np.median(np.diff(beats))) * px_per_frame
-        per_bar = self.time_view.BEATS_PER_BAR
-        bar_step = max(1, int(np.ceil(self.MIN_LABEL_PX / max(1e-9, px_per_beat * per_bar))))
-        visible = (beats >= minVal) & (beats <= maxVal)
-        index = np.arange(len(beats))
-        bars = beats[visible & (index % (per_bar * bar_step) == 0)]
-        minor = beats[visible & (index % per_bar != 0)] if px_per_beat >= self.MIN_BEAT_PX else []
-        return [(per_bar * bar_step, list(bars)), (1, list(minor))]
+        beat_frames = float(np.median(np.diff(beats)))
+        bar_frames = float(np.median(np.diff(bars))) if len(bars) >= 2 else beat_frames * self.time_view.BEATS_PER_BAR
+        bar_step = max(1, int(np.ceil(self.MIN_LABEL_PX / max(1e-9, bar_frames * px_per_frame))))
+        index = np.arange(len(bars))
+        shown = bars[(bars >= minVal) & (bars <= maxVal) & (index % bar_step == 0)]
+        minor = []
+        if beat_frames * px_per_frame >= self.MIN_BEAT_PX:
+            minor = beats[(beats >= minVal) & (beats <= maxVal) & ~np.isin(beats, bars)]
+        return [(bar_frames * bar_step, list(shown)), (beat_frames, list(minor))]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
-        beats = self.time_view.beats_frames
-        if len(beats) < 2:
+        beats, bars = self.time_view.beats_frames, self.time_view.bar_frames()
+        if len(beats) < 2 or len(bars) == 0:
             return super().tickStrings(values, scale, spacing)
-        per_bar = self.time_view.BEATS_PER_BAR
-        index = np.searchsorted(beats, np.asarray(values) - 1e-6)
-        return [str(int(i) // per_bar + 1) if int(i) % per_bar == 0 else "" for i in index]
+        values = np.asarray(values, dtype=np.float64)
+        index = np.clip(np.searchsorted(bars, values - 1e-6), 0, len(bars) - 1)
+        on_bar = np.abs(bars[index] - values) < 1e-6
+        return [str(int(i) + 1) if bar else "" for i, bar in zip(index, on_bar)]
 
 
 class ClipView(QWidget):
@@ -185,7 +187,8 @@ class ClipView(QWidget):
 
     def _on_beats(self):
         known = len(self.time_view.beats_frames) >= 2
-        self.bar_axis.setLabel("bars (detected beats, 4/4)" if known else "token frames", color=AXIS_COLOR)
+        origin = "Reaper's tempo map" if self.time_view.downbeats_frames is not None else "detected beats, 4/4"
+        self.bar_axis.setLabel(f"bars ({origin})" if known else "token frames", color=AXIS_COLOR)
         self.bar_axis.picture = None  # pyqtgraph caches the drawn ticks
         self.bar_axis.update()
 

@@ -9,6 +9,7 @@ top of the window that says what went wrong and what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -24,7 +25,7 @@ from PyQt6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWind
 from bridge.engine.prompts import detect_beats
 from bridge.request import VampRequest
 
-from .clip import Clip, frame_to_seconds, load_clip, load_variation_view
+from .clip import Clip, frame_to_seconds, load_clip, load_variation_view, seconds_to_frame
 from .clip_view import ClipView
 from .jobs_panel import JobsPanel
 from .mask_grid import TOOL_BRUSH, TOOL_ERASER, TOOL_RECT, MaskGridWidget, MaskModel, build_recipe_mask
@@ -518,15 +519,19 @@ class MainWindow(QMainWindow):
         self.clip_loaded.emit(clip)
         self.generate_mask(live=False, first=True)
         self._reload_variations(clip)
+        if clip.beats_s is not None:  # Reaper's tempo map knows the beats and the metre
+            self._on_beats(clip, [seconds_to_frame(t) for t in clip.beats_s],
+                           [seconds_to_frame(t) for t in clip.downbeats_s or ()])
+            return
         run_in_background(detect_beats, clip.engine_audio, owner=self,
                           on_result=lambda beats, c=clip: self._on_beats(c, beats),
                           on_error=lambda e: log.warning("beat detection failed: %s", e))
 
-    def _on_beats(self, clip: Clip, beats):
-        """The ruler's bars and beats, and what snapping snaps to (the detector's beats)."""
+    def _on_beats(self, clip: Clip, beats, downbeats=None):
+        """The ruler's bars and beats, and what snapping snaps to (Reaper's or the detector's)."""
         if clip is not self.clip:
             return
-        self.time_view.set_beats(beats)
+        self.time_view.set_beats(beats, downbeats)
         self.beats_found.emit(list(beats))
 
     def _reload_variations(self, clip: Clip):
@@ -550,7 +555,8 @@ class MainWindow(QMainWindow):
     def _on_open_request(self, request):
         """Reaper's "open in editor": load that region, remember the item for sending takes back."""
         self.open_file(request.source_path, request.start_s, request.length_s, playrate=request.playrate,
-                       item_guid=request.item_guid, take_guid=request.take_guid, client=request.client)
+                       item_guid=request.item_guid, take_guid=request.take_guid, client=request.client,
+                       beats_s=request.beats_s, downbeats_s=request.downbeats_s)
         self.show_notice(f"Reaper opened {Path(request.source_path).name} for editing", "info")
         self.raise_()
         self.activateWindow()
@@ -589,6 +595,10 @@ class MainWindow(QMainWindow):
             self.show_notice(f"The mask settings are not valid: {e}", key="mask_fields")
             return
         self.clear_notice("mask_fields")
+        if recipe.beat_after_s > 0 and self.clip.beats_s is not None:
+            # The clip's region is the job's region, so Reaper's beats need no shift.
+            recipe = dataclasses.replace(recipe, beats_s=list(self.clip.beats_s),
+                                         downbeats_s=list(self.clip.downbeats_s or ()))
         self._generation += 1
         generation, clip, seed = self._generation, self.clip, self.sampling_panel.seed.value()
         hand_edits = self._hand_edits

@@ -23,7 +23,7 @@ class TimeView(QObject):
     selection_changed = pyqtSignal(float, float)
     beats_changed = pyqtSignal()
 
-    BEATS_PER_BAR = 4  # the detector finds beats, not metre: bars are drawn as 4/4
+    BEATS_PER_BAR = 4  # the detector finds beats, not metre: its bars are drawn as 4/4
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -32,11 +32,22 @@ class TimeView(QObject):
         self.end_frame = 1.0
         self.selection: tuple[float, float] | None = None
         self.beats_frames = np.zeros(0, dtype=np.float64)  # beat positions in frames (ruler, snapping)
+        self.downbeats_frames: np.ndarray | None = None  # bar starts when known (Reaper's tempo map)
         self.snap = False  # the rectangle, the brush and the selection snap to the beats
 
-    def set_beats(self, beats_frames) -> None:
-        self.beats_frames = np.asarray(sorted(beats_frames), dtype=np.float64)
+    def set_beats(self, beats_frames, downbeats_frames=None) -> None:
+        """The beats; with `downbeats_frames` (a bar's first beats) the metre is known, else
+        every BEATS_PER_BAR-th beat starts a bar."""
+        self.beats_frames = np.asarray(sorted({*beats_frames, *(downbeats_frames or [])}), dtype=np.float64)
+        self.downbeats_frames = (None if downbeats_frames is None
+                                 else np.asarray(sorted(downbeats_frames), dtype=np.float64))
         self.beats_changed.emit()
+
+    def bar_frames(self) -> np.ndarray:
+        """The frames where bars start: the downbeats when known, else every BEATS_PER_BAR-th beat."""
+        if self.downbeats_frames is not None:
+            return self.downbeats_frames
+        return self.beats_frames[::self.BEATS_PER_BAR]
 
     def snap_frame(self, frame: float) -> float:
         """The nearest beat (or the clip's start or end) when snapping is on, else `frame`."""

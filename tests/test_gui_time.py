@@ -167,3 +167,45 @@ def test_with_snap_the_rectangle_and_the_selection_land_on_beats(qtbot, clicks):
     assert (cols.min(), cols.max() + 1) == (beats[1], beats[3])
     window.time_view.set_selection(beats[2] - 5, beats[4] + 4)
     assert window.time_view.selection == (float(beats[2]), float(beats[4]))
+
+
+def test_a_clip_from_reaper_shows_reapers_bars_and_beats_not_the_detectors(qtbot, tmp_path):
+    """`open` with the tempo map's beats: 3/4 at 80 BPM over a 120 BPM click track. The ruler,
+    snapping and the beat-driven recipe follow Reaper's beats; the detector is not consulted."""
+    import numpy as np
+
+    from bridge.osc.protocol import OpenRequest
+
+    beats_s = [round(k * 0.75, 6) for k in range(5)]  # 80 BPM
+    downbeats_s = [0.0, 2.25]  # 3/4: a bar every 3 beats
+    w = MainWindow(None, Settings(tmp_path / "companion.ini"))
+    qtbot.addWidget(w)
+    found = []
+    w.beats_found.connect(lambda beats: found.append(list(beats)))
+    path = click_track(tmp_path / "clicks.wav")
+    with qtbot.waitSignal(w.mask_generated, timeout=20000):
+        w._on_open_request(OpenRequest(client="reaper:song", source_path=str(path), start_s=0.0, length_s=4.0,
+                                       playrate=1.0, sample_rate=44100, channels=1, item_guid="{i}",
+                                       take_guid="{t}", beats_s=tuple(beats_s), downbeats_s=tuple(downbeats_s)))
+    expected = [b * FRAMES_PER_SECOND for b in beats_s]
+    assert list(w.time_view.beats_frames) == pytest.approx(expected)
+    assert found == [pytest.approx(expected)]
+    axis = w.clip_view.bar_axis
+    bars, minor = axis.tickValues(0.0, float(w.clip.n_frames), 700.0)
+    assert bars[1] == pytest.approx([d * FRAMES_PER_SECOND for d in downbeats_s])  # Reaper's bars, not 4/4
+    assert list(axis.tickStrings(bars[1], 1.0, 1.0)) == ["1", "2"]
+    assert minor[1] == pytest.approx([b * FRAMES_PER_SECOND for b in (0.75, 1.5, 3.0)])
+    assert "Reaper" in axis.labelText
+    w.time_view.snap = True
+    assert w.time_view.snap_frame(0.8 * FRAMES_PER_SECOND) == pytest.approx(0.75 * FRAMES_PER_SECOND)
+    # A beat-driven recipe carries Reaper's beats to the engine (the grid and the job alike).
+    with qtbot.waitSignal(w.mask_generated, timeout=20000):
+        w.recipe_panel.preset_box.setCurrentText("rhythm")
+        w.generate_mask()
+    recipe = w.mask_model.to_recipe()
+    assert recipe.beat_after_s > 0 and recipe.beats_source == "given"
+    assert recipe.beats_s == beats_s and recipe.downbeats_s == downbeats_s
+    qtbot.wait(300)
+    assert len(found) == 1 and np.allclose(w.time_view.beats_frames, expected)  # no detector result came after
+    w.close()
+    w.deleteLater()
