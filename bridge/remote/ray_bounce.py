@@ -55,7 +55,8 @@ class VariationWorker:
 
     def model_info(self) -> dict:
         """The loaded models' files and hashes and the precision (what names a variation), loading them now."""
-        return {**self.pipeline._model_info, "precision": self.pipeline.interface.precision}
+        precision = self.pipeline.interface.precision  # loads the models, and so the model info
+        return {**self.pipeline._model_info, "precision": precision}
 
     def run(self, region_wav: bytes, fields: dict, index: int) -> dict:
         """Variation `index` of the request `fields` on the region: its WAV, recipe, tokens."""
@@ -282,8 +283,10 @@ def bounce_on_ray(args, jobs) -> int:
     model_dir = resolve_model_dir(args.model)
     started_here = not ray.is_initialized()
     if started_here:
-        address = None if args.ray == "auto" else args.ray
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        if args.ray == "auto":  # a local cluster over this machine's GPUs, on loopback only
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        else:
+            ray.init(address=args.ray, include_dashboard=False, log_to_driver=False)
     try:
         bounce = RayBounce(model_dir=str(model_dir), device=args.device, finetune=args.finetune,
                            n_workers=args.ray_workers)
