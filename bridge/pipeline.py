@@ -364,9 +364,10 @@ class Pipeline:
             raise RequestError("length_s", f"the region is {n_engine / interface.codec.sample_rate * 1000:.1f} ms "
                                f"long, shorter than one token frame ({interface.t2s(1) * 1000:.1f} ms); "
                                "select a longer region", "bad_region")
-        silent = is_silent(source_audio)
-        level_rule = loudness_rule(heard_audio if plan.selection is not None or plan.loop else source_audio,
-                                   source_rate)
+        # What the model hears decides: a selection heard in silence has nothing to vary, even
+        # where the region has sound further away (its level would otherwise be made up).
+        silent = is_silent(heard_audio)
+        level_rule = loudness_rule(heard_audio, source_rate)
         if request.loop:
             codes = encode_ring(interface, engine_inputs)  # (rows, 14, T), wrapped at the ends
         else:

@@ -112,3 +112,16 @@ def test_render_follows_the_rms_of_a_source_below_the_gate_whatever_the_engine_g
     out = render_variation(loud_engine, source_audio=source, source_sample_rate=48000, fx="space")
     assert loudness_rule(source, 48000) == "rms"
     assert abs(rms_db(out[:, :48000]) - rms_db(source)) < 0.5
+
+
+def test_a_selection_heard_in_silence_is_refused_even_when_the_region_has_sound(pipeline, tmp_path):
+    # 2 s of tone, then 12 s of silence; the selection (9-10 s) and its 5 s of context each side
+    # are silent: the model would hear nothing, and matching "silence" would insert noise.
+    audio = np.concatenate([tone_at(-12.0, seconds=2.0), np.zeros((2, 12 * 44100), np.float32)], axis=1)
+    source = write_wav(tmp_path / "gap.wav", audio, 44100)
+    request = VampRequest(source_path=str(source), output_dir=str(tmp_path / "out"), seed=3,
+                          sampling=dict(FAST), regen_start_s=9.0, regen_length_s=1.0)
+    with pytest.raises(RequestError) as e:
+        pipeline.run(request)
+    assert e.value.code == "bad_region" and "nothing to vary" in str(e.value)
+    assert not any((tmp_path / "out").glob("*.wav"))
