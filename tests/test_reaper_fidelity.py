@@ -17,21 +17,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "lua"))
 from fake_service import FakeService, write_wav  # noqa: E402
 from playback import assert_plays_like  # noqa: E402
-from scenario import LUA, Scenario, item_by_guid  # noqa: E402
+from scenario import LUA, PRELUDE_COMMON, Scenario, item_by_guid  # noqa: E402
 
 pytestmark = pytest.mark.skipif(LUA is None, reason="lua5.4 is not installed")
 
-PRELUDE = """
-H.settings(P.settings)
-local function item(spec)
-  spec.source = spec.source or { file = P.wav }
-  return double.add_item(spec)
-end
-local function run_to_end(action, timeout_s)
-  local script = H.run(action)
-  double.pump_until(function() return not script.alive end, timeout_s or 10, action .. " to end")
-  return script
-end
+PRELUDE = PRELUDE_COMMON + """
 local function vamp_and_report()
   local before = double.snapshot().tracks
   run_to_end("Vamp selected items")

@@ -14,23 +14,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "lua"))
 from fake_service import FakeService, build, decode, free_udp_port, write_wav  # noqa: E402
 from playback import assert_plays_like  # noqa: E402
-from scenario import LUA, Scenario, all_items, item_by_guid  # noqa: E402
+from scenario import LUA, PRELUDE_COMMON, Scenario, all_items, item_by_guid  # noqa: E402
 
 pytestmark = pytest.mark.skipif(LUA is None, reason="lua5.4 is not installed")
 
-# Lua shared by the scenarios: settings from P.settings, a helper to add an item on the test
-# WAV, and one to run a script until it ends.
-PRELUDE = """
-H.settings(P.settings)
-local function item(spec)
-  spec.source = spec.source or { file = P.wav }
-  return double.add_item(spec)
-end
-local function run_to_end(action, timeout_s)
-  local script = H.run(action)
-  double.pump_until(function() return not script.alive end, timeout_s or 10, action .. " to end")
-  return script
-end
+# Lua shared by these scenarios: the common prelude (scenario.py) and a status-window probe.
+PRELUDE = PRELUDE_COMMON + """
 local function status_has(text)
   return function()
     local frame = double.status_frames[#double.status_frames]

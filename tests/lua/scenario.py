@@ -21,6 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "lua" / "run_scenario.lua"
 LUA = shutil.which("lua5.4")
 
+# Lua every scenario file starts with: the settings from P.settings, `item(spec)` (an item on the
+# test WAV unless the spec names a source) and `run_to_end(action)` (a script run until it ends).
+PRELUDE_COMMON = """
+H.settings(P.settings)
+local function item(spec)
+  spec.source = spec.source or { file = P.wav }
+  return double.add_item(spec)
+end
+local function run_to_end(action, timeout_s)
+  local script = H.run(action)
+  double.pump_until(function() return not script.alive end, timeout_s or 10, action .. " to end")
+  return script
+end
+"""
+
 
 class ScenarioFailed(AssertionError):
     pass
