@@ -12,73 +12,46 @@ import sys
 import threading
 from pathlib import Path
 
+from test_service_support import InProcessBridge
+
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "remote-test-token"
 
 
-class HttpBridge:
+class HttpBridge(InProcessBridge):
     """A JobService with the real Pipeline (tiny weights), its OSC server and the HTTP service,
     as `vampbridge serve --http` runs them."""
 
     def __init__(self, data_dir: Path, model_dir: Path, *, token: str = TOKEN,
                  max_upload_bytes: int = 64 * 2**20) -> None:
-        from bridge.jobs import JobService, JobStore
-        from bridge.osc.server import BridgeServer
-        from bridge.pipeline import Pipeline
         from bridge.remote.http_service import HttpService
 
-        self.store = JobStore(data_dir / "jobs.sqlite3")
-        self.service = JobService(Pipeline(model_dir=model_dir, device="cpu"), self.store,
-                                  default_output_dir=data_dir / "renders")
+        super().__init__(data_dir, model_dir)
         self.http = HttpService(self.service, root=data_dir / "remote", port=0, token=token,
                                 max_upload_bytes=max_upload_bytes)
-        self.osc = BridgeServer(self.service, host="127.0.0.1", port=0)
 
     def __enter__(self) -> "HttpBridge":
-        self.service.start()
+        super().__enter__()
         self.http.start()
-        self.osc.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.osc.stop()
         self.http.stop()
-        self.service.close()
-        self.store.close()
+        super().__exit__(*exc)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http.port}"
 
 
-class Relay:
+class Relay(InProcessBridge):
     """The relay as `vampbridge serve --remote` runs it: JobService(RemotePipeline) + OSC."""
 
     def __init__(self, data_dir: Path, url: str, *, token: str = TOKEN) -> None:
-        from bridge.jobs import JobService, JobStore
-        from bridge.osc.server import BridgeServer
         from bridge.remote.relay import RemotePipeline
 
-        self.store = JobStore(data_dir / "jobs.sqlite3")
-        self.pipeline = RemotePipeline(url, token=token, cache_dir=data_dir / "relay",
-                                       client_name="relay-test")
-        self.service = JobService(self.pipeline, self.store, default_output_dir=data_dir / "renders",
-                                  preload=False)
-        self.server = BridgeServer(self.service, host="127.0.0.1", port=0)
-
-    def __enter__(self) -> "Relay":
-        self.service.start()
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.stop()
-        self.service.close()
-        self.store.close()
-
-    @property
-    def port(self) -> int:
-        return self.server.port
+        super().__init__(data_dir, None, pipeline=RemotePipeline(url, token=token, cache_dir=data_dir / "relay",
+                                                                 client_name="relay-test"), preload=False)
 
 
 class TcpProxy:

@@ -215,7 +215,7 @@ def test_one_job_model_and_store_behind_both_transports(remote, region, bridge):
     remote.submit({"job_id": "both-1", "client": "both", "region_sha256": sha,
                    "request": {"n_variations": 2, "seed": 3, "sampling": FAST}})
     list(remote.events("both-1"))
-    with OscClient(port=bridge.osc.port, name="osc") as c:
+    with OscClient(port=bridge.port, name="osc") as c:
         status = json.loads(c.wait_for("status", c.request("status", "both-1")).args[1])
         assert [(s["state"], s["n_finished"]) for s in status] == [("done", 2)]
         assert c.wait_for("pending", c.request("pending", "both")).args[1] == 2

@@ -45,17 +45,17 @@ def vamp_args(source: Path, *, client: str = "reaper:test", n_variations: int = 
 
 
 class InProcessBridge:
-    """A JobService with the real Pipeline and a BridgeServer on a free loopback port; `token`
-    None: the per-user secret of the test session's data folder, as a real service."""
+    """A JobService with the real Pipeline (or `pipeline`) and a BridgeServer on a free loopback
+    port; `token` None: the per-user secret of the test session's data folder, as a real service."""
 
-    def __init__(self, data_dir: Path, model_dir: Path, *, token: str | None = None,
+    def __init__(self, data_dir: Path, model_dir: Path | None, *, token: str | None = None, pipeline=None,
                  **service_options) -> None:
         from bridge.jobs import JobService, JobStore
         from bridge.osc.server import BridgeServer
         from bridge.pipeline import Pipeline
 
         self.store = JobStore(data_dir / "jobs.sqlite3")
-        self.pipeline = Pipeline(model_dir=model_dir, device="cpu")
+        self.pipeline = pipeline or Pipeline(model_dir=model_dir, device="cpu")
         self.service = JobService(self.pipeline, self.store,
                                   default_output_dir=data_dir / "renders", **service_options)
         self.server = BridgeServer(self.service, host="127.0.0.1", port=0, token=token)
