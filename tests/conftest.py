@@ -36,6 +36,18 @@ def tiny_interface(tiny_models):
                      codec_ckpt=tiny_models / "codec.pth", device="cpu")
 
 
+@pytest.fixture(scope="module")
+def engine(qapp, tiny_models, tmp_path_factory):
+    """The companion's embedded service on tiny weights, one per test module (the models load
+    once), on a free OSC port."""
+    from gui.engine_bridge import EngineBridge
+
+    folder = tmp_path_factory.mktemp("engine")
+    bridge = EngineBridge(tiny_models, "cpu", osc_port=0, store_path=folder / "jobs.sqlite3").start()
+    yield bridge
+    bridge.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_data_dir(tmp_path_factory):
     """Keep every test away from the user's real data folder (jobs database, bundled models)."""

@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from gui.engine_bridge import EngineBridge  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.playback import Player  # noqa: E402
 from gui.settings import Settings  # noqa: E402
@@ -19,14 +18,6 @@ from gui.settings import Settings  # noqa: E402
 from conftest import tone, write_wav  # noqa: E402
 
 JOB_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture(scope="module")
-def engine(qapp, tiny_models, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("engine")
-    bridge = EngineBridge(tiny_models, "cpu", osc_port=0, store_path=folder / "jobs.sqlite3").start()
-    yield bridge
-    bridge.close()
 
 
 @pytest.fixture(scope="module")

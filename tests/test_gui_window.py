@@ -14,7 +14,6 @@ from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from bridge.engine.prompts import MaskRecipe, preset  # noqa: E402
-from gui.engine_bridge import EngineBridge  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.mask_grid import build_recipe_mask  # noqa: E402
 from gui.settings import Settings  # noqa: E402
@@ -22,15 +21,6 @@ from gui.settings import Settings  # noqa: E402
 from conftest import tone, write_wav  # noqa: E402
 
 JOB_TIMEOUT_MS = 90_000
-
-
-@pytest.fixture(scope="module")
-def engine(qapp, tiny_models, tmp_path_factory):
-    """One service for the module (the models load once), on a free OSC port."""
-    folder = tmp_path_factory.mktemp("engine")
-    bridge = EngineBridge(tiny_models, "cpu", osc_port=0, store_path=folder / "jobs.sqlite3").start()
-    yield bridge
-    bridge.close()
 
 
 @pytest.fixture(scope="module")
