@@ -322,12 +322,17 @@ def machine_info(device: str, threads: int) -> dict:
         info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
-    try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                            capture_output=True).stdout.strip()
-    except OSError:
-        pass
+    info["git_commit"] = git_commit()
     return info
+
+
+def git_commit() -> str:
+    """The short commit the benchmark ran at ("" outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True).stdout.strip()
+    except OSError:
+        return ""
 
 
 def _cpu_name() -> str:

@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
 
-from engine import build_interface  # noqa: E402  (benchmarks/engine.py: random weights in memory)
+from engine import build_interface, git_commit  # noqa: E402  (benchmarks/engine.py: random weights in memory)
 
 # CUDA float32 against CPU float32 logits: the largest difference allowed, relative to the
 # logits' standard deviation (different summation orders in 20 layers; TF32 is off for matmuls).
@@ -307,11 +307,7 @@ def machine(device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
-    try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                            capture_output=True).stdout.strip()
-    except OSError:
-        pass
+    info["git_commit"] = git_commit()
     return info
 
 
