@@ -15,7 +15,7 @@ benchmarks/README.md, "Stereo"):
 import numpy as np
 
 from .dsp import match_length, resample
-from .engine.interface import derive_seed
+from .engine.seeds import derive_seed
 from .selection import engine_ring_samples, ring_resample
 
 

@@ -28,7 +28,7 @@ from .precision import use_bf16
 from .prompts import MaskRecipe, detect_beats
 from .sampler import SamplingOptions, generate
 from .transformer import PRECISIONS
-from .seeds import chunk_generator, derive_seed, seed_from_global_rng  # noqa: F401 - derive_seed lived here before seeds.py
+from .seeds import chunk_generator, seed_from_global_rng
 
 LOUDNESS_TARGET_LUFS = -24.0
 
